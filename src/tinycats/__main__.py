@@ -1,0 +1,3 @@
+from tinycats.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""tinycats sample: pictures of every breed (or chosen ones) from a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from tinycats.breeds import class_index
+from tinycats.cli.common import add_device, add_sampler, sample_overrides
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sample",
+        help="generate pictures per breed from a checkpoint",
+        description="Write OUT/<Class>/<Class>_<i>.png, OUT/grids/<Class>.png and OUT/overview.png (a row per breed).",
+    )
+    p.add_argument("--checkpoint", required=True, help="dit_step_N_ema.pt, dit_step_N.pt, a Hub folder or hf://OWNER/REPO")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--all-breeds", action="store_true", help="every class of the model (the default)")
+    which.add_argument("--breed", action="append", metavar="NAME", help="a class name, e.g. Siamese; repeat for several")
+    p.add_argument("--num-samples", type=int, default=8, help="pictures per breed (default: 8)")
+    p.add_argument("--output-dir", default="samples", help="where to write (default: samples)")
+    add_sampler(p)
+    add_device(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tinycats.api import load_generator
+    from tinycats.gallery import write_gallery
+
+    if args.num_samples < 1:
+        raise ValueError("--num-samples must be at least 1")
+    model = load_generator(args.checkpoint, device=args.device)
+    names = model.config.class_names
+    breeds = [class_index(b, names) for b in args.breed] if args.breed else list(range(len(names)))
+    changes = {k: v for k, v in sample_overrides(args).items() if v is not None}
+    settings = dataclasses.replace(model.sample_config, **changes)
+    gallery = write_gallery(model, breeds, args.num_samples, args.output_dir, settings, args.seed, args.batch_size, progress=True)
+    total = sum(len(v) for v in gallery.files.values())
+    print(
+        f"wrote {total} pictures of {len(breeds)} breed(s) to {args.output_dir} ({settings.sampler}, {settings.steps} steps, "
+        f"guidance {settings.cfg_scale}); overview: {gallery.overview}"
+    )
+    return 0

@@ -1,0 +1,127 @@
+"""tinycats train: the record's training command, with its presets and flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from tinycats.cli.common import add_device
+
+# flag dest -> config section; every one defaults to None so that only given flags override.
+MODEL_FLAGS = {"model": "preset", "image_size": "image_size", "prediction": "prediction"}
+TRAIN_FLAGS = (
+    "steps",
+    "batch_size",
+    "gradient_accumulation_steps",
+    "lr",
+    "warmup_steps",
+    "augmentation_level",
+    "ema_beta",
+    "label_dropout",
+    "time_sampling",
+    "checkpoint_interval",
+    "sample_interval",
+    "log_interval",
+    "seed",
+    "precision",
+    "compile",
+    "skip_bad_images",
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from tinycats.config import MODEL_PRESETS, preset_names
+
+    p = sub.add_parser(
+        "train",
+        help="train a TinyDiT on an image folder",
+        description=(
+            "Train with flow matching on DATA_DIR/train/<Class>/* (or DATA_DIR/<Class>/*). Settings come from "
+            "--config, then from the flags given. Writes CHECKPOINT_DIR/dit_step_N.pt (full state, for --resume) and "
+            "dit_step_N_ema.pt (EMA weights, for sampling), LOG_DIR/training.log, metrics.jsonl, samples/ and tensorboard/."
+        ),
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="image folder, e.g. data/cats")
+    p.add_argument(
+        "--config", default="cpu-demo", help=f"preset name ({', '.join(preset_names())}) or a YAML file (default: cpu-demo)"
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved settings as YAML and exit")
+    p.add_argument(
+        "--resume", metavar="PATH|auto", help="continue from a dit_step_N.pt; 'auto' = the latest in --checkpoint-dir, if any"
+    )
+    p.add_argument("--checkpoint-dir", default="checkpoints", help="where checkpoints go (default: checkpoints)")
+    p.add_argument("--log-dir", default="outputs", help="where logs and sample grids go (default: outputs)")
+    add_device(p)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar (default: only on a terminal)")
+
+    m = p.add_argument_group("model (override the preset)")
+    m.add_argument("--model", choices=sorted(MODEL_PRESETS), help="architecture preset")
+    m.add_argument("--image-size", type=int, help="training resolution in pixels (a multiple of the patch size)")
+    m.add_argument("--prediction", choices=("x", "v"), help="network target: clean image x (default) or velocity v")
+
+    t = p.add_argument_group("training (override the preset)")
+    t.add_argument("--steps", type=int, help="optimizer steps in total (when resuming: the new total)")
+    t.add_argument("--batch-size", type=int, help="images per micro-batch, summed over all processes (global)")
+    t.add_argument(
+        "--gradient-accumulation-steps", type=int, help="micro-batches per optimizer step; effective batch = batch size x this"
+    )
+    t.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
+    t.add_argument("--warmup-steps", type=int, help="linear warm-up steps before the cosine decay")
+    t.add_argument(
+        "--augmentation-level",
+        choices=("none", "basic", "full"),
+        help="none; basic = flip; full = flip + mild crop + mild colour jitter",
+    )
+    t.add_argument("--ema-beta", type=float, help="EMA decay once warmed up, e.g. 0.9999")
+    t.add_argument("--label-dropout", type=float, help="fraction of labels replaced by the null label (for guidance)")
+    t.add_argument("--time-sampling", choices=("logit-normal", "uniform"), help="distribution of training times")
+    t.add_argument("--checkpoint-interval", type=int, help="save every N steps (0 = only at the end)")
+    t.add_argument("--sample-interval", type=int, help="write a sample grid every N steps (0 = only at the end)")
+    t.add_argument("--log-interval", type=int, help="log metrics every N steps")
+    t.add_argument("--seed", type=int, help="seed of every random draw")
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="auto = bf16 autocast on CUDA, fp32 on CPU")
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the network")
+    t.add_argument(
+        "--skip-bad-images",
+        action=argparse.BooleanOptionalAction,
+        help="skip unreadable images (with a warning) instead of stopping",
+    )
+    p.set_defaults(run=run)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, dict]:
+    return {
+        "model": {key: getattr(args, dest) for dest, key in MODEL_FLAGS.items()},
+        "train": {key: getattr(args, key) for key in TRAIN_FLAGS},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from tinycats import checkpoint
+    from tinycats.config import load_config, resume_config
+    from tinycats.train import train
+
+    state = None
+    if args.resume:
+        path = checkpoint.latest(args.checkpoint_dir) if args.resume == "auto" else args.resume
+        if path is None:
+            print(f"--resume auto: no checkpoint in {args.checkpoint_dir}, starting a new run", file=sys.stderr)
+        else:
+            state = checkpoint.load(path)
+            if state["format"] != checkpoint.TRAIN_FORMAT:
+                raise ValueError(f"{path} holds EMA weights only; resume needs the full state, dit_step_N.pt")
+    cfg = resume_config(state["config"], overrides(args)) if state else load_config(args.config, overrides(args))
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    if state and state["step"] >= cfg.train.steps:
+        print(f"{args.resume} is already at step {state['step']} >= --steps {cfg.train.steps}; nothing to do")
+        return 0
+    result = train(cfg, args.data_dir, args.checkpoint_dir, args.log_dir, state, args.device, args.progress)
+    print(
+        f"trained to step {result.step} (loss {result.loss:.4f}, {result.seconds:.0f}s); sample with:\n"
+        f"  tinycats sample --checkpoint {result.ema_checkpoint} --all-breeds"
+    )
+    return 0

@@ -1,0 +1,216 @@
+"""Settings as dataclasses, and the presets in configs/*.yaml that fill them.
+
+A run is described by three sections: `model` (the network and its prediction target), `train`
+(optimisation and logging) and `sample` (the sampler the model recommends). A preset YAML file
+names any of their fields; command-line flags override the file; the resolved settings are stored
+in every checkpoint, so a checkpoint alone says how it was made and how to sample from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tinycats.breeds import CLASS_NAMES
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+# Architecture presets. tinydit-128 is the record's network (DiT-S/16 at 128 px, 64 tokens).
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "tinydit-128": dict(image_size=128, patch_size=16, hidden_size=384, depth=12, num_heads=6),
+    "tinydit-256": dict(image_size=256, patch_size=16, hidden_size=512, depth=12, num_heads=8),
+    # CPU sizes: 64 tokens like the record's network, at 32 px.
+    "tinydit-s": dict(image_size=32, patch_size=4, hidden_size=192, depth=6, num_heads=3),
+    "tinydit-xs": dict(image_size=32, patch_size=4, hidden_size=96, depth=4, num_heads=3),
+    # For tests: two blocks, 16 tokens.
+    "tinydit-test": dict(image_size=16, patch_size=4, hidden_size=32, depth=2, num_heads=2),
+}
+
+
+@dataclass
+class ModelConfig:
+    """The network. `class_names` travels with the weights; the null label is len(class_names)."""
+
+    preset: str = "tinydit-s"
+    image_size: int = 32
+    in_channels: int = 3
+    patch_size: int = 4
+    hidden_size: int = 192
+    depth: int = 6
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+    class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    prediction: str = "x"  # "x": the network predicts the clean image (JiT); "v": the velocity
+    t_eps: float = 0.05  # floor of (1 - t) when turning an x-prediction into a velocity
+
+    def __post_init__(self) -> None:
+        if self.prediction not in ("x", "v"):
+            raise ValueError(f"prediction must be 'x' or 'v', not {self.prediction!r}")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image size {self.image_size} is not a multiple of patch size {self.patch_size}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"width {self.hidden_size} is not divisible by {self.num_heads} heads")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, data and logging. `batch_size` is global: summed over all processes."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    lr: float = 1e-4
+    warmup_steps: int = 0
+    lr_schedule: str = "cosine"  # "cosine" decays to min_lr_ratio * lr at the last step
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    augmentation_level: str = "basic"
+    ema_beta: float = 0.9999
+    label_dropout: float = 0.1
+    time_sampling: str = "logit-normal"  # or "uniform"
+    logit_mean: float = -0.8
+    logit_std: float = 0.8
+    checkpoint_interval: int = 0  # 0: only at the end
+    sample_interval: int = 0  # 0: only at the end
+    log_interval: int = 10
+    seed: int = 0
+    precision: str = "auto"  # "auto" = bf16 on CUDA, fp32 on CPU; or "fp32" / "bf16"
+    compile: bool = False
+    skip_bad_images: bool = False
+
+    def __post_init__(self) -> None:
+        self.adam_betas = tuple(self.adam_betas)  # YAML gives a list
+        checks = {
+            "steps": self.steps >= 1,
+            "batch_size": self.batch_size >= 1,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps >= 1,
+            "lr": self.lr > 0,
+            "warmup_steps": self.warmup_steps >= 0,
+            "ema_beta": 0 <= self.ema_beta < 1,
+            "label_dropout": 0 <= self.label_dropout < 1,
+            "augmentation_level": self.augmentation_level in ("none", "basic", "full"),
+            "time_sampling": self.time_sampling in ("logit-normal", "uniform"),
+            "lr_schedule": self.lr_schedule in ("cosine", "constant"),
+            "precision": self.precision in ("auto", "fp32", "bf16"),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid train setting {bad[0]}={getattr(self, bad[0])!r}")
+
+
+@dataclass
+class SampleConfig:
+    """The sampler a model recommends; `tinycats sample` flags override it."""
+
+    sampler: str = "euler"
+    steps: int = 25
+    cfg_scale: float = 2.0
+    guidance_interval: tuple[float, float] = (0.0, 1.0)  # guide only while lo <= t <= hi
+
+    def __post_init__(self) -> None:
+        self.guidance_interval = tuple(self.guidance_interval)
+        if self.sampler not in ("euler", "heun"):
+            raise ValueError(f"sampler must be 'euler' or 'heun', not {self.sampler!r}")
+        if self.steps < 1:
+            raise ValueError(f"sampling steps must be >= 1, not {self.steps}")
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists/dicts/numbers only, so checkpoints load with weights_only=True."""
+        return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        return cls(
+            model=ModelConfig(**raw["model"]),
+            train=TrainConfig(**raw["train"]),
+            sample=SampleConfig(**raw["sample"]),
+        )
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def load_config(name_or_path: str | None, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
+    """Resolve a preset (a name in configs/ or a YAML path), then apply `overrides` per section.
+
+    Overrides of `model` may name a different `preset`; its architecture then replaces the file's.
+    """
+    raw: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "sample": {}}
+    if name_or_path:
+        source = _find_config(name_or_path)
+        loaded = yaml.safe_load(source.read_text()) or {}
+        unknown = set(loaded) - set(raw)
+        if unknown:
+            raise ValueError(f"{source}: unknown section {sorted(unknown)[0]!r}; use model/train/sample")
+        for section, values in loaded.items():
+            raw[section].update(values or {})
+    for section, values in (overrides or {}).items():
+        raw[section].update({k: v for k, v in values.items() if v is not None})
+    model_raw = dict(raw["model"])
+    preset = model_raw.pop("preset", ModelConfig.preset)
+    if preset not in MODEL_PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of: {', '.join(MODEL_PRESETS)}")
+    return RunConfig(
+        model=_build(ModelConfig, {**MODEL_PRESETS[preset], "preset": preset, **model_raw}),
+        train=_build(TrainConfig, raw["train"]),
+        sample=_build(SampleConfig, raw["sample"]),
+    )
+
+
+def _find_config(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    named = CONFIG_DIR / f"{name_or_path}.yaml"
+    if named.is_file():
+        return named
+    raise FileNotFoundError(f"no config {name_or_path!r}: give a YAML file or one of: {', '.join(preset_names())}")
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        section = cls.__name__.removesuffix("Config").lower()
+        raise ValueError(f"unknown {section} setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def resume_config(saved: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> RunConfig:
+    """The config of a resumed run: the checkpoint's, with the given train/sample settings
+    changed (e.g. more --steps). The network cannot change under a checkpoint's weights."""
+    cfg = RunConfig.from_dict(saved)
+    for key, value in overrides.get("model", {}).items():
+        if value is not None and getattr(cfg.model, key) != value:
+            raise ValueError(f"cannot change model {key} ({getattr(cfg.model, key)!r} -> {value!r}) when resuming a checkpoint")
+    for section in ("train", "sample"):
+        current = asdict(getattr(cfg, section))
+        current.update({k: v for k, v in overrides.get(section, {}).items() if v is not None})
+        setattr(cfg, section, _build(type(getattr(cfg, section)), current))
+    return cfg

@@ -1,0 +1,40 @@
+"""Exponential moving average of the weights, which sampling, evaluation and export use.
+
+The decay ramps up as min(beta, (1 + n) / (10 + n)) after n updates: early on the average follows
+the fast-moving weights (a 0.9999 average of the random initialisation would take ~10k steps to
+forget it), later it settles to `beta`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class EMA:
+    def __init__(self, model: nn.Module, beta: float) -> None:
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.beta = beta
+        self.updates = 0
+
+    def decay(self) -> float:
+        """The decay the next update will use."""
+        n = self.updates
+        return min(self.beta, (1 + n) / (10 + n))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_params = list(self.model.parameters())
+        params = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - self.decay())
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "updates": self.updates, "beta": self.beta}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.updates = int(state["updates"])

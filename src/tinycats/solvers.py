@@ -1,0 +1,63 @@
+"""ODE solvers and the initial noise, written for numpy arrays and torch tensors alike.
+
+Sampling integrates dx/dt = v(x, t) from t = 0 (noise) to t = 1 (data). The solvers only add and
+scale arrays, so the PyTorch sampler and the ONNX-only sampler (which must import without torch)
+share them, and with them the exact order of operations. The noise for image i is drawn from
+numpy's generator seeded with (seed, i): an image does not depend on the batch it is drawn in,
+nor on the backend that denoises it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+
+Array = TypeVar("Array")
+VelocityFn = Callable[[Array, float], Array]
+
+
+def initial_noise(seed: int, indices: range | list[int], shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal noise [len(indices), *shape], image i seeded by (seed, i)."""
+    return np.stack([np.random.default_rng([seed, i]).standard_normal(shape, dtype=np.float32) for i in indices])
+
+
+def time_grid(steps: int) -> list[float]:
+    """steps + 1 evenly spaced times from 0 to 1."""
+    return [i / steps for i in range(steps + 1)]
+
+
+def euler(velocity: VelocityFn, x: Array, steps: int) -> Array:
+    grid = time_grid(steps)
+    for t0, t1 in itertools.pairwise(grid):
+        x = x + (t1 - t0) * velocity(x, t0)
+    return x
+
+
+def heun(velocity: VelocityFn, x: Array, steps: int) -> Array:
+    """Second order (trapezoidal predictor-corrector); the last step is plain Euler because
+    its end point t = 1 needs no correction, so `steps` steps cost 2*steps - 1 evaluations."""
+    grid = time_grid(steps)
+    for i, (t0, t1) in enumerate(itertools.pairwise(grid)):
+        v0 = velocity(x, t0)
+        x_euler = x + (t1 - t0) * v0
+        if i == steps - 1:
+            x = x_euler
+        else:
+            x = x + (t1 - t0) * 0.5 * (v0 + velocity(x_euler, t1))
+    return x
+
+
+SOLVERS: dict[str, Callable[[VelocityFn, Array, int], Array]] = {"euler": euler, "heun": heun}
+
+
+def model_calls(sampler: str, steps: int) -> int:
+    """Network evaluations (per guided batch) a sampler spends."""
+    return steps if sampler == "euler" else 2 * steps - 1
+
+
+def guided(v_cond: Array, v_null: Array, scale: float) -> Array:
+    """Classifier-free guidance in velocity space: v_null + scale * (v_cond - v_null)."""
+    return v_null + scale * (v_cond - v_null)

@@ -1,0 +1,44 @@
+import itertools
+
+import torch
+
+from tinycats.ema import EMA
+
+
+def test_decay_ramps_up_to_beta():
+    ema = EMA(torch.nn.Linear(2, 2), beta=0.999)
+    decays = []
+    for _ in range(10_000):
+        decays.append(ema.decay())
+        ema.updates += 1
+    assert decays[0] == 0.1 and decays[1] == 2 / 11
+    assert all(a <= b for a, b in itertools.pairwise(decays))
+    assert decays[-1] == 0.999
+
+
+def test_update_is_the_moving_average():
+    model = torch.nn.Linear(3, 1)
+    ema = EMA(model, beta=0.5)
+    start = [p.detach().clone() for p in ema.model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update(model)  # decay 0.1 on the first update
+    for e, s, p in zip(ema.model.parameters(), start, model.parameters()):
+        assert torch.allclose(e, 0.1 * s + 0.9 * p)
+    for _ in range(200):
+        ema.update(model)
+    for e, p in zip(ema.model.parameters(), model.parameters()):
+        assert torch.allclose(e, p, atol=1e-6)
+    assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_state_round_trip():
+    model = torch.nn.Linear(3, 2)
+    ema = EMA(model, beta=0.9)
+    for _ in range(3):
+        ema.update(model)
+    other = EMA(torch.nn.Linear(3, 2), beta=0.9)
+    other.load_state_dict(ema.state_dict())
+    assert other.updates == 3 and other.decay() == ema.decay()
+    assert all(torch.equal(a, b) for a, b in zip(other.model.parameters(), ema.model.parameters()))

@@ -1,0 +1,94 @@
+"""Tests for the procedural toy-cat renderer and dataset writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinycats.breeds import CLASS_NAMES
+from tinycats.data.synth import preview_grid, render_cat, write_dataset
+
+
+def _render(class_index: int, size: int, *seed: int) -> np.ndarray:
+    return np.asarray(render_cat(class_index, size, np.random.default_rng(list(seed))), dtype=np.float32)
+
+
+def test_render_is_deterministic_and_varies_with_seed() -> None:
+    base = _render(3, 32, 0, 0, 3, 7)
+    assert np.array_equal(base, _render(3, 32, 0, 0, 3, 7))
+    assert not np.array_equal(base, _render(3, 32, 0, 0, 3, 8)), "another index must give another image"
+    assert not np.array_equal(base, _render(3, 32, 1, 0, 3, 7)), "another seed must give another image"
+
+
+@pytest.mark.parametrize("size", [16, 32, 256])
+def test_sizes(size: int) -> None:
+    image = render_cat(0, size, np.random.default_rng(0))
+    assert image.mode == "RGB"
+    assert image.size == (size, size)
+
+
+@pytest.mark.parametrize("size", [8, 15, 257, 300])
+def test_bad_size_is_rejected(size: int) -> None:
+    with pytest.raises(ValueError, match="between 16 and 256"):
+        render_cat(0, size, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="between 16 and 256"):
+        write_dataset("unused", image_size=size, progress=False)
+
+
+def test_bad_class_is_rejected() -> None:
+    with pytest.raises(ValueError, match="class index"):
+        render_cat(len(CLASS_NAMES), 32, np.random.default_rng(0))
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_write_dataset_layout_and_reproducibility(tmp_path: Path) -> None:
+    counts = write_dataset(tmp_path / "a", per_class=2, test_per_class=1, image_size=16, seed=3, workers=1, progress=False)
+    assert counts == {"train": dict.fromkeys(CLASS_NAMES, 2), "test": dict.fromkeys(CLASS_NAMES, 1)}
+    first = _tree(tmp_path / "a")
+    expected = {
+        f"{split}/{name}/{name}_{i:05d}.png" for split, n in (("train", 2), ("test", 1)) for name in CLASS_NAMES for i in range(n)
+    }
+    assert set(first) == expected  # no stray temp files either
+    for split in ("train", "test"):
+        assert sorted(p.name for p in (tmp_path / "a" / split).iterdir()) == sorted(CLASS_NAMES)
+    with Image.open(tmp_path / "a" / "train" / "Bombay" / "Bombay_00001.png") as image:
+        assert (image.format, image.mode, image.size) == ("PNG", "RGB", (16, 16))
+    assert first["train/Bombay/Bombay_00000.png"] != first["test/Bombay/Bombay_00000.png"]
+
+    write_dataset(tmp_path / "a", per_class=2, test_per_class=1, image_size=16, seed=3, workers=1, progress=False)
+    assert _tree(tmp_path / "a") == first, "a re-run must overwrite with byte-identical files"
+    write_dataset(tmp_path / "b", per_class=2, test_per_class=1, image_size=16, seed=3, workers=2, progress=False)
+    assert _tree(tmp_path / "b") == first, "the worker count must not change the output"
+
+
+def _features(image: np.ndarray) -> np.ndarray:
+    """Colour histogram of the centre, where the animal is; the background is random by design."""
+    centre = image[8:28, 6:26].reshape(-1, 3) // 64  # 4 levels per channel
+    codes = (centre[:, 0] * 16 + centre[:, 1] * 4 + centre[:, 2]).astype(np.intp)
+    return np.bincount(codes, minlength=64) / len(codes)
+
+
+def test_classes_are_distinct_and_varied() -> None:
+    train, test = 20, 12
+    feats = np.array([[_features(_render(c, 32, 11, c, j)) for j in range(train + test)] for c in range(len(CLASS_NAMES))])
+    means = feats[:, :train].mean(axis=1)
+    held_out = feats[:, train:].reshape(-1, means.shape[1])
+    labels = np.repeat(np.arange(len(CLASS_NAMES)), test)
+    predicted = np.linalg.norm(held_out[:, None] - means[None], axis=2).argmin(axis=1)
+    accuracy = float((predicted == labels).mean())
+    assert accuracy > 0.6, f"nearest-class-mean accuracy {accuracy:.2f} (chance is {1 / len(CLASS_NAMES):.2f})"
+
+    siamese = np.stack([_render(CLASS_NAMES.index("Siamese"), 32, 12, j) for j in range(12)])
+    assert siamese.std(axis=0).mean() > 20, "renders of one class must really differ"
+
+
+def test_preview_grid_shape() -> None:
+    grid = preview_grid(size=16, per_class=2, zoom=2)
+    assert grid.height == len(CLASS_NAMES) * 32
+    assert grid.width > 2 * 32

@@ -1,0 +1,112 @@
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from tinycats import checkpoint, flow
+from tinycats.train import TrainingDiverged, train
+
+
+def read_metrics(log_dir):
+    return [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_lowers_the_loss_and_writes_everything(image_folder, tmp_path):
+    cfg = tiny_config(steps=60, log_interval=10, batch_size=8, lr=3e-3, checkpoint_interval=30, sample_interval=30)
+    result = train(cfg, image_folder, tmp_path / "ck", tmp_path / "out", progress=False)
+    losses = [m["loss"] for m in read_metrics(tmp_path / "out")]
+    assert len(losses) == 6 and losses[-1] < 0.75 * losses[0]
+    for step in (30, 60):
+        assert checkpoint.train_path(tmp_path / "ck", step).is_file()
+        assert checkpoint.ema_path(tmp_path / "ck", step).is_file()
+        assert (tmp_path / "out" / "samples" / f"step_{step:07d}.png").is_file()
+    assert result.step == 60 and "done: 60 steps" in (tmp_path / "out" / "training.log").read_text()
+    first = read_metrics(tmp_path / "out")[0]
+    assert set(first) >= {"step", "loss", "lr", "grad_norm", "img_per_s"}
+
+
+def test_checkpoints_load_with_weights_only_and_hold_the_full_state(image_folder, tmp_path):
+    train(tiny_config(steps=2), image_folder, tmp_path / "ck", tmp_path / "out", progress=False)
+    full = torch.load(checkpoint.train_path(tmp_path / "ck", 2), weights_only=True)
+    assert set(full) >= {"model", "ema", "optimizer", "scheduler", "step", "data_position", "rng", "config"}
+    assert full["step"] == 2 and full["data_position"] == 2 * 4
+    assert full["config"]["model"]["class_names"][12] == "Other"
+    ema = torch.load(checkpoint.ema_path(tmp_path / "ck", 2), weights_only=True)
+    assert set(ema) == {"format", "step", "model", "config"}
+    assert all(torch.equal(ema["model"][k], full["ema"]["model"][k]) for k in ema["model"])
+
+
+@pytest.mark.parametrize("accumulation, augmentation", [(1, "basic"), (2, "full")])
+def test_resume_continues_bitwise(image_folder, tmp_path, accumulation, augmentation):
+    cfg = tiny_config(steps=8, checkpoint_interval=4, gradient_accumulation_steps=accumulation, augmentation_level=augmentation)
+    train(cfg, image_folder, tmp_path / "a", tmp_path / "log_a", progress=False)
+    state = checkpoint.load(checkpoint.train_path(tmp_path / "a", 4))
+    resumed_cfg = tiny_config(
+        steps=8, checkpoint_interval=4, gradient_accumulation_steps=accumulation, augmentation_level=augmentation
+    )
+    train(resumed_cfg, image_folder, tmp_path / "b", tmp_path / "log_b", resume=state, progress=False)
+    a = checkpoint.load(checkpoint.train_path(tmp_path / "a", 8))
+    b = checkpoint.load(checkpoint.train_path(tmp_path / "b", 8))
+    for key in a["ema"]["model"]:
+        assert torch.equal(a["ema"]["model"][key], b["ema"]["model"][key]), key
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert a["data_position"] == b["data_position"] == 8 * 4 * accumulation
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+    # run b really started at step 4 (a fresh run would also reach these weights, deterministically)
+    assert [m["step"] for m in read_metrics(tmp_path / "log_b")] == [6, 8]
+    assert not checkpoint.train_path(tmp_path / "b", 4).exists()
+    assert read_metrics(tmp_path / "log_a")[-1]["loss"] == read_metrics(tmp_path / "log_b")[-1]["loss"]
+
+
+def test_nan_loss_stops_with_the_last_good_checkpoint_intact(image_folder, tmp_path, monkeypatch):
+    real_loss, calls = flow.loss, []
+
+    def poisoned(*args, **kwargs):
+        calls.append(1)
+        value = real_loss(*args, **kwargs)
+        return value * math.nan if len(calls) == 5 else value
+
+    monkeypatch.setattr(flow, "loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"step 5.*dit_step_4\.pt"):
+        train(tiny_config(steps=8, checkpoint_interval=2), image_folder, tmp_path / "ck", tmp_path / "out", progress=False)
+    names = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert names == ["dit_step_2.pt", "dit_step_2_ema.pt", "dit_step_4.pt", "dit_step_4_ema.pt"]
+    good = checkpoint.load(tmp_path / "ck" / "dit_step_4.pt")
+    assert all(torch.isfinite(v).all() for v in good["model"].values())
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "dit_step_1.pt"
+    checkpoint.save_atomic({"format": checkpoint.EMA_FORMAT, "value": 1}, path)
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save_atomic({"format": checkpoint.EMA_FORMAT, "value": 2}, path)
+    monkeypatch.undo()
+    assert checkpoint.load(path)["value"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["dit_step_1.pt"]
+
+
+def test_load_rejects_missing_corrupt_and_foreign_files(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="not a tinycats checkpoint"):
+        checkpoint.load(tmp_path / "foreign.pt")
+
+
+def test_latest_picks_the_highest_step(tmp_path):
+    for step in (5, 40, 100):
+        checkpoint.train_path(tmp_path, step).write_bytes(b"")
+        checkpoint.ema_path(tmp_path, step).write_bytes(b"")
+    assert checkpoint.latest(tmp_path).name == "dit_step_100.pt"
+    assert checkpoint.latest(tmp_path / "empty") is None
