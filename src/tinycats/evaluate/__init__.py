@@ -1,0 +1,1 @@
+"""Evaluation: breed classifier, generative metrics, memorisation check, reports."""
