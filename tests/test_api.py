@@ -1,11 +1,12 @@
 import pytest
 import torch
-from conftest import tiny_config
 from PIL import Image
 
 import tinycats
 from tinycats import checkpoint
 from tinycats.train import train
+
+from conftest import tiny_config
 
 
 @pytest.fixture(scope="module")

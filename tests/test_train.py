@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_config
 from tinycats import checkpoint, flow
 from tinycats.train import TrainingDiverged, train
+
+from conftest import tiny_config
 
 
 def read_metrics(log_dir):
@@ -60,6 +61,15 @@ def test_resume_continues_bitwise(image_folder, tmp_path, accumulation, augmenta
     assert read_metrics(tmp_path / "log_a")[-1]["loss"] == read_metrics(tmp_path / "log_b")[-1]["loss"]
 
 
+def test_the_seed_decides_everything(image_folder, tmp_path):
+    runs = {}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        train(tiny_config(steps=2, seed=seed), image_folder, tmp_path / name, tmp_path / f"log_{name}", progress=False)
+        runs[name] = checkpoint.load(checkpoint.train_path(tmp_path / name, 2))["model"]
+    assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
+    assert not all(torch.equal(runs["a"][k], runs["c"][k]) for k in runs["a"])
+
+
 def test_nan_loss_stops_with_the_last_good_checkpoint_intact(image_folder, tmp_path, monkeypatch):
     real_loss, calls = flow.loss, []
 
@@ -110,3 +120,15 @@ def test_latest_picks_the_highest_step(tmp_path):
         checkpoint.ema_path(tmp_path, step).write_bytes(b"")
     assert checkpoint.latest(tmp_path).name == "dit_step_100.pt"
     assert checkpoint.latest(tmp_path / "empty") is None
+
+
+def test_logged_loss_is_the_mean_over_the_interval_and_speed_counts_every_image(image_folder, tmp_path):
+    cfg = dict(steps=6, gradient_accumulation_steps=2, batch_size=4)
+    train(tiny_config(log_interval=1, **cfg), image_folder, tmp_path / "a", tmp_path / "every", progress=False)
+    train(tiny_config(log_interval=3, **cfg), image_folder, tmp_path / "b", tmp_path / "third", progress=False)
+    per_step = [m["loss"] for m in read_metrics(tmp_path / "every")]
+    per_three = [m["loss"] for m in read_metrics(tmp_path / "third")]
+    assert per_three == pytest.approx([sum(per_step[:3]) / 3, sum(per_step[3:]) / 3], rel=1e-5)
+    lines = read_metrics(tmp_path / "third")
+    images = lines[1]["img_per_s"] * (lines[1]["elapsed_s"] - lines[0]["elapsed_s"])
+    assert images == pytest.approx(3 * 4 * 2, rel=0.25)  # 3 steps x batch 4 x accumulation 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +28,10 @@ from tinycats.ema import EMA
 from tinycats.model import TinyDiT, count_parameters
 from tinycats.preview import write_preview
 from tinycats.runtime import StopSignals, autocast, pick_device
-from tinycats.seeding import generator
+from tinycats.seeding import derive_seed, generator
 from tinycats.trainlog import TrainLogger
 
-_BATCH_STREAM, _NOISE_STREAM = 2, 3  # purpose tags for derive_seed
+_BATCH_STREAM, _NOISE_STREAM, _INIT_STREAM = 2, 3, 4  # purpose tags for derive_seed
 
 
 class TrainingDiverged(RuntimeError):
@@ -51,6 +52,7 @@ class TrainResult:
     ema_checkpoint: Path
     loss: float
     seconds: float
+    main_process: bool = True  # False on the other ranks of a torchrun job, which should stay quiet
 
 
 class Batches:
@@ -87,17 +89,19 @@ def train(
     resume: dict[str, Any] | None = None,
     device: str = "auto",
     progress: bool | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> TrainResult:
     """Train `cfg` on the ImageFolder at `data_dir`, continuing from `resume` (a loaded
-    dit_step_N.pt) when given."""
+    dit_step_N.pt) when given. `on_checkpoint(path)` runs after each save on the main process
+    (the Modal app commits its volume there)."""
     ctx = distributed.setup(pick_device(device).type)
     try:
-        return _train(cfg, Path(data_dir), Path(checkpoint_dir), Path(log_dir), resume, device, progress, ctx)
+        return _train(cfg, Path(data_dir), Path(checkpoint_dir), Path(log_dir), resume, device, progress, ctx, on_checkpoint)
     finally:
         distributed.teardown(ctx)
 
 
-def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx) -> TrainResult:
+def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx, on_checkpoint) -> TrainResult:
     tc = cfg.train
     device = pick_device(device_name, ctx.local_rank)
     if tc.batch_size % ctx.world_size:
@@ -113,6 +117,7 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx)
         raise ValueError(f"{data_dir} has classes {data.class_names}, the checkpoint was trained on {cfg.model.class_names}")
     cfg.model.class_names = list(data.class_names)
 
+    torch.manual_seed(derive_seed(tc.seed, _INIT_STREAM))  # the initial weights follow --seed too
     model = TinyDiT(cfg.model).to(device)
     ema = EMA(model, tc.ema_beta)
     opt, sched = optim.build(model, tc, device)
@@ -163,6 +168,8 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx)
                 paths[0],
             )
             log.info(f"saved {paths[0]} and {paths[1].name}")
+            if on_checkpoint:
+                on_checkpoint(paths[0])
         distributed.barrier(ctx)
         return paths
 
@@ -216,11 +223,13 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx)
                     },
                 )
                 window_start, window_steps, window_loss = now, 0, 0.0
+            paused = time.perf_counter()
             if tc.checkpoint_interval and step % tc.checkpoint_interval == 0:
                 save(step)
                 saved_at = step
             if tc.sample_interval and step % tc.sample_interval == 0:
                 preview(step)
+            window_start += time.perf_counter() - paused  # img/s measures training, not saving
             if stopping:
                 saved = save(step)[0] if saved_at != step else checkpoint.train_path(ckpt_dir, step)
                 log.info(f"stopped at step {step} by a signal; resume with --resume {saved}")
@@ -232,4 +241,4 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx)
     seconds = time.perf_counter() - started
     log.info(f"done: {step} steps in {seconds:.0f}s, final loss {last_loss:.4f}; EMA weights in {paths[1]}")
     log.close()
-    return TrainResult(step, paths[0], paths[1], last_loss, seconds)
+    return TrainResult(step, paths[0], paths[1], last_loss, seconds, ctx.is_main)

@@ -98,10 +98,10 @@ def overrides(args: argparse.Namespace) -> dict[str, dict]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def resolve(args: argparse.Namespace):
+    """The run's config and, when resuming, the loaded training state (None for a new run)."""
     from tinycats import checkpoint
     from tinycats.config import load_config, resume_config
-    from tinycats.train import train
 
     state = None
     if args.resume:
@@ -113,15 +113,23 @@ def run(args: argparse.Namespace) -> int:
             if state["format"] != checkpoint.TRAIN_FORMAT:
                 raise ValueError(f"{path} holds EMA weights only; resume needs the full state, dit_step_N.pt")
     cfg = resume_config(state["config"], overrides(args)) if state else load_config(args.config, overrides(args))
+    return cfg, state
+
+
+def run(args: argparse.Namespace, on_checkpoint=None) -> int:
+    from tinycats.train import train
+
+    cfg, state = resolve(args)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     if state and state["step"] >= cfg.train.steps:
-        print(f"{args.resume} is already at step {state['step']} >= --steps {cfg.train.steps}; nothing to do")
+        print(f"already at step {state['step']} >= --steps {cfg.train.steps}; nothing to do")
         return 0
-    result = train(cfg, args.data_dir, args.checkpoint_dir, args.log_dir, state, args.device, args.progress)
-    print(
-        f"trained to step {result.step} (loss {result.loss:.4f}, {result.seconds:.0f}s); sample with:\n"
-        f"  tinycats sample --checkpoint {result.ema_checkpoint} --all-breeds"
-    )
+    result = train(cfg, args.data_dir, args.checkpoint_dir, args.log_dir, state, args.device, args.progress, on_checkpoint)
+    if result.main_process:
+        print(
+            f"trained to step {result.step} (loss {result.loss:.4f}, {result.seconds:.0f}s); sample with:\n"
+            f"  tinycats sample --checkpoint {result.ema_checkpoint} --all-breeds"
+        )
     return 0

@@ -1,0 +1,1 @@
+"""Cloud training: the Modal app (modal_app.py)."""

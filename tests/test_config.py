@@ -1,0 +1,52 @@
+import pytest
+
+from tinycats.config import MODEL_PRESETS, load_config, preset_names, resume_config
+
+# ADR-036's table: steps, batch, accumulation, lr, warm-up, augmentation, EMA, model, image size.
+RECORD = {
+    "current": (200_000, 256, 1, 1e-4, 10_000, "basic", 0.9999, "tinydit-128", 128),
+    "high-accuracy": (400_000, 256, 2, 5e-5, 15_000, "full", 0.9999, "tinydit-128", 128),
+    "option-a": (300_000, 256, 1, 1e-4, 10_000, "full", 0.9999, "tinydit-128", 128),
+    "option-b": (500_000, 256, 2, 3e-5, 20_000, "full", 0.9999, "tinydit-128", 128),
+    "option-c": (1_000_000, 256, 2, 2e-5, 25_000, "full", 0.9999, "tinydit-256", 256),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORD))
+def test_presets_reproduce_the_record(name):
+    cfg = load_config(name)
+    t = cfg.train
+    got = (t.steps, t.batch_size, t.gradient_accumulation_steps, t.lr, t.warmup_steps, t.augmentation_level, t.ema_beta)
+    assert (*got, cfg.model.preset, cfg.model.image_size) == RECORD[name]
+    assert t.checkpoint_interval == 50_000
+
+
+def test_every_preset_file_loads():
+    assert set(RECORD) | {"cpu-demo"} <= set(preset_names())
+    for name in preset_names():
+        load_config(name)
+
+
+def test_flags_override_the_file_and_model_presets_fill_the_architecture():
+    cfg = load_config("high-accuracy", {"train": {"lr": 1e-3, "steps": None}, "model": {"preset": "tinydit-256"}})
+    assert cfg.train.lr == 1e-3 and cfg.train.steps == 400_000  # None means "not given"
+    assert cfg.model.hidden_size == MODEL_PRESETS["tinydit-256"]["hidden_size"] == 512
+
+
+def test_unknown_settings_are_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ValueError, match="unknown train setting 'learning_rate'"):
+        load_config(str(bad))
+    with pytest.raises(ValueError, match="unknown model preset"):
+        load_config(None, {"model": {"preset": "tinydit-huge"}})
+    with pytest.raises(ValueError, match="invalid train setting augmentation_level"):
+        load_config(None, {"train": {"augmentation_level": "extreme"}})
+
+
+def test_resume_keeps_the_network_and_takes_new_train_settings():
+    saved = load_config("cpu-demo").to_dict()
+    cfg = resume_config(saved, {"train": {"steps": 5000}, "model": {"preset": None}})
+    assert cfg.train.steps == 5000 and cfg.model.preset == "tinydit-s"
+    with pytest.raises(ValueError, match="cannot change model image_size"):
+        resume_config(saved, {"model": {"image_size": 64}})
