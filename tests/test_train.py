@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from tinycats import checkpoint, flow
-from tinycats.train import TrainingDiverged, train
+from tinycats.errors import TrainingDiverged
+from tinycats.train import train
 
 from conftest import tiny_config
 

@@ -3,24 +3,19 @@ overview grid with a row per breed.
 
 Image i of every breed starts from the same noise (seed, i), so a row of the overview shows what
 the class label alone changes, and sampling one breed gives the same pictures as sampling all.
+The file layout lives in `grids.py`, shared with the ONNX-only sampler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from tinycats.config import SampleConfig
-from tinycats.images import labelled_grid, plain_grid, to_pil
+from tinycats.grids import Gallery, gallery_order, save_gallery
+from tinycats.images import to_pil
 from tinycats.model import TinyDiT
 from tinycats.sampling import sample
-
-
-@dataclass
-class Gallery:
-    files: dict[str, list[Path]]
-    overview: Path
 
 
 def write_gallery(
@@ -33,25 +28,6 @@ def write_gallery(
     batch_size: int = 64,
     progress: bool = False,
 ) -> Gallery:
-    out = Path(out_dir)
-    names = model.config.class_names
-    labels = [b for b in breeds for _ in range(per_breed)]
-    indices = [i for _ in breeds for i in range(per_breed)]
+    labels, indices = gallery_order(breeds, per_breed)
     pictures = to_pil(sample(model, labels, settings, seed=seed, batch_size=batch_size, indices=indices, progress=progress))
-    files: dict[str, list[Path]] = {}
-    rows = []
-    for k, b in enumerate(breeds):
-        name = names[b]
-        mine = pictures[k * per_breed : (k + 1) * per_breed]
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        files[name] = []
-        for i, picture in enumerate(mine):
-            picture.save(folder / f"{name}_{i}.png")
-            files[name].append(folder / f"{name}_{i}.png")
-        (out / "grids").mkdir(parents=True, exist_ok=True)
-        plain_grid(mine, columns=min(8, per_breed)).save(out / "grids" / f"{name}.png")
-        rows.append((name, mine[:8]))
-    overview = out / "overview.png"
-    labelled_grid(rows).save(overview)
-    return Gallery(files, overview)
+    return save_gallery(pictures, model.config.class_names, breeds, per_breed, out_dir)

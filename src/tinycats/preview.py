@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from tinycats.config import SampleConfig
-from tinycats.images import labelled_grid, to_pil
+from tinycats.grids import labelled_grid
+from tinycats.images import to_pil
 from tinycats.sampling import sample
 
 

@@ -25,6 +25,7 @@ from tinycats.data import augment
 from tinycats.data.folder import build_cache, scan
 from tinycats.data.stream import IndexStream
 from tinycats.ema import EMA
+from tinycats.errors import TrainingDiverged, TrainingInterrupted
 from tinycats.model import TinyDiT, count_parameters
 from tinycats.preview import write_preview
 from tinycats.runtime import StopSignals, autocast, pick_device
@@ -32,17 +33,6 @@ from tinycats.seeding import derive_seed, generator
 from tinycats.trainlog import TrainLogger
 
 _BATCH_STREAM, _NOISE_STREAM, _INIT_STREAM = 2, 3, 4  # purpose tags for derive_seed
-
-
-class TrainingDiverged(RuntimeError):
-    pass
-
-
-class TrainingInterrupted(RuntimeError):
-    def __init__(self, signum: int, saved: Path | None) -> None:
-        super().__init__(f"stopped by signal {signum}; state saved to {saved}; continue with --resume {saved}")
-        self.signum, self.saved = signum, saved
-        self.exit_code = 128 + signum
 
 
 @dataclass

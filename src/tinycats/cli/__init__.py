@@ -9,9 +9,10 @@ import os
 import sys
 
 from tinycats import __version__
-from tinycats.cli import data_cmd, demo_cmd, sample_cmd, train_cmd
+from tinycats.cli import benchmark_cmd, classifier_cmd, data_cmd, demo_cmd, evaluate_cmd, export_cmd, sample_cmd, train_cmd
+from tinycats.errors import TrainingDiverged, TrainingInterrupted
 
-COMMANDS = (demo_cmd, data_cmd, train_cmd, sample_cmd)
+COMMANDS = (demo_cmd, data_cmd, train_cmd, sample_cmd, export_cmd, benchmark_cmd, evaluate_cmd, classifier_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +35,6 @@ def main(argv: list[str] | None = None) -> int:
         print("tinycats: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a user-facing message for anything the library reports
-        from tinycats.train import TrainingDiverged, TrainingInterrupted
-
         if os.environ.get("TINYCATS_DEBUG") or not isinstance(exc, (ValueError, OSError, TrainingDiverged, TrainingInterrupted)):
             raise
         kind = "stopped" if isinstance(exc, TrainingInterrupted) else "error"

@@ -1,4 +1,5 @@
-"""tinycats sample: pictures of every breed (or chosen ones) from a checkpoint."""
+"""tinycats sample: pictures of every breed (or chosen ones) from a checkpoint, or from an exported
+ONNX file with onnxruntime alone."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="generate pictures per breed from a checkpoint",
         description="Write OUT/<Class>/<Class>_<i>.png, OUT/grids/<Class>.png and OUT/overview.png (a row per breed).",
     )
-    p.add_argument("--checkpoint", required=True, help="dit_step_N_ema.pt, dit_step_N.pt, a Hub folder or hf://OWNER/REPO")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="dit_step_N_ema.pt, dit_step_N.pt, a Hub folder or hf://OWNER/REPO")
+    source.add_argument(
+        "--onnx", metavar="PATH", help="a generator.onnx from `tinycats export-onnx`: sample with onnxruntime (CPU), no PyTorch"
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--all-breeds", action="store_true", help="every class of the model (the default)")
     which.add_argument("--breed", action="append", metavar="NAME", help="a class name, e.g. Siamese; repeat for several")
@@ -27,13 +32,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinycats.api import load_generator
-    from tinycats.gallery import write_gallery
-
     if args.num_samples < 1:
         raise ValueError("--num-samples must be at least 1")
-    model = load_generator(args.checkpoint, device=args.device)
-    names = model.config.class_names
+    if args.onnx:  # imports nothing of PyTorch
+        from tinycats.onnx_sampler import load, write_gallery
+
+        if args.device != "auto":
+            raise ValueError("--device applies to --checkpoint; --onnx always runs on the CPU")
+        model = load(args.onnx)
+        names = model.class_names
+    else:
+        from tinycats.api import load_generator
+        from tinycats.gallery import write_gallery
+
+        model = load_generator(args.checkpoint, device=args.device)
+        names = model.config.class_names
     breeds = [class_index(b, names) for b in args.breed] if args.breed else list(range(len(names)))
     changes = {k: v for k, v in sample_overrides(args).items() if v is not None}
     settings = dataclasses.replace(model.sample_config, **changes)

@@ -1,0 +1,128 @@
+"""Recipe study on toy cats at a fixed CPU budget: prediction target x vs v, logit-normal vs
+uniform training times, Euler vs Heun at several step counts, and the guidance scale, judged by
+breed accuracy (a small CNN trained on the real toy cats) and FD-classifier (Fréchet distance of
+that CNN's features, generated vs real test images).
+
+    python benchmarks/recipe_study.py --out study/ [--steps N] [--seeds 0 1] [--variants x-logit v-uniform ...]
+
+Every variant trains the cpu-demo preset for the same number of steps (same data, batch, model,
+learning rate), changing only what it names. Results are appended to study/results.json as they
+come (a rerun skips what is done) and printed as Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from tinycats.api import load_generator
+from tinycats.config import SampleConfig, load_config
+from tinycats.data import augment
+from tinycats.data.folder import build_cache, scan
+from tinycats.data.synth import write_dataset
+from tinycats.evaluate import classifier as clf_lib
+from tinycats.evaluate.metrics import feature_frechet_distance
+from tinycats.sampling import sample
+from tinycats.train import train
+
+VARIANTS = {
+    "x-logit": {"prediction": "x", "time_sampling": "logit-normal"},
+    "x-uniform": {"prediction": "x", "time_sampling": "uniform"},
+    "v-logit": {"prediction": "v", "time_sampling": "logit-normal"},
+    "v-uniform": {"prediction": "v", "time_sampling": "uniform"},
+}
+DEFAULT_SAMPLER = ("euler", 25, 2.0)
+SAMPLERS = [("euler", n, 2.0) for n in (10, 25, 50)] + [("heun", n, 2.0) for n in (5, 13, 25)]
+GUIDANCE = [("euler", 25, s) for s in (1.0, 1.5, 2.0, 3.0, 4.0)]
+
+
+def judge(model, clf: clf_lib.Classifier, real_features: torch.Tensor, setting: tuple, per_class: int, seed: int) -> dict:
+    sampler, steps, cfg_scale = setting
+    labels = [c for c in range(model.config.num_classes) for _ in range(per_class)]
+    images = sample(model, labels, SampleConfig(sampler, steps, cfg_scale), seed=seed, batch_size=128)
+    acc, _ = clf_lib.accuracy(clf, images, torch.tensor(labels))
+    fd = feature_frechet_distance(clf.features(images), real_features)
+    return {"sampler": sampler, "steps": steps, "cfg_scale": cfg_scale, "breed_accuracy": acc, "fd_classifier": fd}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("study"), help="working folder (default: study)")
+    parser.add_argument("--steps", type=int, help="training steps per variant (default: the cpu-demo preset's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="objectives to train")
+    parser.add_argument("--grid-variant", default="x-logit", choices=list(VARIANTS), help="variant for the sampler grids")
+    parser.add_argument("--per-class", type=int, default=20, help="generated images per class per judgement (default: 20)")
+    args = parser.parse_args()
+
+    base = load_config("cpu-demo", {"train": {"steps": args.steps, "checkpoint_interval": 0, "sample_interval": 0}})
+    data = args.out / "data"
+    if not (data / "test").is_dir():
+        write_dataset(data, 300, 40, base.model.image_size, seed=0)
+    clf_path = args.out / "classifier.pt"
+    if not clf_path.is_file():
+        settings = clf_lib.ClassifierSettings(backbone="small-cnn", epochs=8, image_size=base.model.image_size)
+        clf_lib.train_from_folder(str(data), settings).save(clf_path)
+    clf = clf_lib.load(clf_path)
+    test = build_cache(scan(data, "test"), base.model.image_size, progress=False)
+    real_features = clf.features(augment.to_float(test.images))
+    results_path = args.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else []
+
+    def record(kind: str, variant: str, seed: int, setting: tuple, run_dir: Path) -> None:
+        sampler, steps, cfg_scale = setting
+        key = {"kind": kind, "variant": variant, "seed": seed, "sampler": sampler, "steps": steps, "cfg_scale": cfg_scale}
+        if any(all(r.get(k) == v for k, v in key.items()) for r in results):
+            return
+        model = load_generator(next(run_dir.glob("dit_step_*_ema.pt")), device="cpu")
+        row = {**key, **judge(model, clf, real_features, setting, args.per_class, seed=1000 + seed)}
+        row["train_seconds"] = json.loads((run_dir / "result.json").read_text())["seconds"]
+        results.append(row)
+        results_path.write_text(json.dumps(results, indent=1))
+        print(json.dumps(row), flush=True)
+
+    for variant in args.variants:
+        for seed in args.seeds:
+            run_dir = args.out / f"{variant}-seed{seed}"
+            if not (run_dir / "result.json").is_file():
+                cfg = load_config(
+                    "cpu-demo",
+                    {
+                        "model": {"prediction": VARIANTS[variant]["prediction"]},
+                        "train": {"steps": base.train.steps, "time_sampling": VARIANTS[variant]["time_sampling"], "seed": seed,
+                                  "checkpoint_interval": 0, "sample_interval": 0},
+                    },
+                )  # fmt: skip
+                result = train(cfg, data, run_dir, run_dir / "logs", progress=False)
+                (run_dir / "result.json").write_text(json.dumps({"seconds": result.seconds, "loss": result.loss}))
+            for setting in (DEFAULT_SAMPLER, ("euler", 25, 1.0)):
+                record("objective", variant, seed, setting, run_dir)
+    for seed in args.seeds:
+        for setting in SAMPLERS + GUIDANCE:
+            record("grid", args.grid_variant, seed, setting, args.out / f"{args.grid_variant}-seed{seed}")
+    print_tables(results)
+
+
+def print_tables(results: list[dict]) -> None:
+    def summary(rows: list[dict], key: str) -> str:
+        values = [r[key] for r in rows]
+        mean = statistics.mean(values)
+        spread = f" ± {statistics.stdev(values):.3g}" if len(values) > 1 else ""
+        return f"{mean:.3g}{spread}"
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["kind"], r["variant"], r["sampler"], r["steps"], r["cfg_scale"]), []).append(r)
+    print("\n| kind | variant | sampler | steps | guidance | seeds | breed accuracy | FD-classifier |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (kind, variant, sampler, steps, cfg), rows in sorted(groups.items()):
+        print(f"| {kind} | {variant} | {sampler} | {steps} | {cfg} | {len(rows)} | "
+              f"{summary(rows, 'breed_accuracy')} | {summary(rows, 'fd_classifier')} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Export the EMA network to ONNX as ONE guided sampling step, with its metadata, and check it.
+
+The graph maps (x [B,3,H,W], t [B], label [B], cfg_scale [B]) to the guided *velocity* v [B,3,H,W]:
+the network output is turned into a velocity inside the graph (flow.to_velocity), and
+classifier-free guidance runs inside it as one batched forward of the conditional and null halves,
+v = v_null + cfg_scale * (v_cond - v_null). A caller only integrates dx/dt = v from t = 0 to 1 and
+must not apply guidance again. cfg_scale is per sample, so one call can mix scales; 1 gives the
+conditional velocity.
+
+We use the dynamo exporter (torch.export): it is PyTorch's default and maintained exporter (the
+TorchScript one is deprecated and warns that it will be removed), it traces the real Python with
+symbolic shapes and reports where a shape would be specialised; the file is written in one piece
+(`external_data=False`). Exporting stops with an error rather than produce a file with a fixed
+batch size or with weights that are not the checkpoint's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+import tinycats
+from tinycats import onnx_sampler
+from tinycats.api import load_generator
+from tinycats.flow import to_velocity
+from tinycats.grids import to_uint8
+from tinycats.model import TinyDiT
+from tinycats.sampling import sample
+from tinycats.solvers import guided
+
+DEFAULT_OPSET = 20
+FP32_TOLERANCE = 1e-4
+INPUT_NAMES = ("x", "t", "label", "cfg_scale")
+OUTPUT_NAME = "v"
+TIME_CONVENTION = "t = 0 is noise, t = 1 is data; x_t = t*x + (1-t)*eps; v = x - eps; integrate dx/dt = v from t = 0 to 1"
+GUIDANCE = "inside the graph: v = v_null + cfg_scale * (v_cond - v_null); cfg_scale = 1 is conditional; do not guide again"
+
+
+class ExportError(ValueError):
+    """An export that cannot be made or did not check out, with what to do about it."""
+
+
+class GuidedStep(nn.Module):
+    """One guided step: the conditional and null halves in one batched forward, then guidance."""
+
+    def __init__(self, model: TinyDiT) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor, cfg_scale: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        xx, tt = torch.cat([x, x]), torch.cat([t, t])
+        both = torch.cat([label, torch.full_like(label, self.model.null_label)])
+        v = to_velocity(self.model(xx, tt, both).float(), xx, tt, self.model.config)
+        # Slices, not chunk(2): chunk makes torch.export specialise the batch size.
+        return guided(v[:n], v[n:], cfg_scale.reshape(n, 1, 1, 1))
+
+
+@dataclass
+class Drift:
+    """How far the final images of a whole sampling run (same seed, same sampler) moved."""
+
+    max_abs: float  # uint8 levels
+    mean_abs: float  # uint8 levels
+    max_abs_float: float  # on the [-1, 1] scale
+
+
+@dataclass
+class Verification:
+    fp32_max_error: float  # max |v_onnx - v_torch| of one guided step on random inputs
+    velocity_max: float  # max |v_torch| on those inputs, the scale of the errors
+    int8_max_error: float | None
+    drift: dict[str, Drift]  # "fp32" / "int8" -> final images vs PyTorch
+
+
+@dataclass
+class Exported:
+    onnx: Path
+    metadata: Path
+    int8: Path | None
+    sizes: dict[str, int]  # file name -> bytes
+    verification: Verification | None = None
+
+
+def int8_path(fp32: str | Path) -> Path:
+    fp32 = Path(fp32)
+    return fp32.with_name(f"{fp32.stem}_int8{fp32.suffix}")
+
+
+def sidecar_path(onnx_path: str | Path) -> Path:
+    return Path(onnx_path).with_suffix(".json")
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_file(checkpoint: str | Path) -> Path:
+    """The file that holds a checkpoint's weights: the .pt itself, or a Hub folder's safetensors."""
+    text = str(checkpoint)
+    if text.startswith("hf://"):
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(text.removeprefix("hf://"), "model.safetensors"))
+    path = Path(text)
+    return path / "model.safetensors" if path.is_dir() else path
+
+
+def metadata(model: TinyDiT, checkpoint: str | Path, opset: int, quantization: str) -> dict[str, Any]:
+    """Everything a caller needs besides the graph: classes, shapes, conventions, the sampler."""
+    cfg, rec = model.config, model.sample_config
+    size, ch = cfg.image_size, cfg.in_channels
+    return {
+        "format": onnx_sampler.METADATA_FORMAT,
+        "tinycats_version": tinycats.__version__,
+        "class_names": list(cfg.class_names),
+        "null_index": model.null_label,
+        "image_size": size,
+        "channels": ch,
+        "prediction": cfg.prediction,
+        "output": "velocity",
+        "time_convention": TIME_CONVENTION,
+        "guidance": GUIDANCE,
+        "recommended_sampler": rec.sampler,
+        "recommended_steps": rec.steps,
+        "recommended_cfg_scale": rec.cfg_scale,
+        "recommended_guidance_interval": list(rec.guidance_interval),
+        "checkpoint": Path(str(checkpoint)).name,
+        "checkpoint_sha256": sha256(weights_file(checkpoint)),
+        "opset": opset,
+        "quantization": quantization,
+        "inputs": {
+            "x": {"shape": ["batch", ch, size, size], "dtype": "float32"},
+            "t": {"shape": ["batch"], "dtype": "float32"},
+            "label": {"shape": ["batch"], "dtype": "int64"},
+            "cfg_scale": {"shape": ["batch"], "dtype": "float32"},
+        },
+        "outputs": {OUTPUT_NAME: {"shape": ["batch", ch, size, size], "dtype": "float32"}},
+    }
+
+
+def write_metadata(onnx_path: Path, meta: dict[str, Any]) -> None:
+    """As JSON into the model's metadata_props under the key "tinycats" (other keys, such as the
+    quantiser's, are kept) and into a sidecar <name>.json that a browser can fetch directly."""
+    proto = onnx.load(str(onnx_path))
+    others = [(p.key, p.value) for p in proto.metadata_props if p.key != onnx_sampler.METADATA_KEY]
+    del proto.metadata_props[:]
+    for key, value in [*others, (onnx_sampler.METADATA_KEY, json.dumps(meta))]:
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(onnx_path))
+    sidecar_path(onnx_path).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def example_inputs(shape: tuple[int, int, int], num_classes: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random but plausible inputs of one step: noise-like x, t in [0, 1], real labels, scales in [1, 4]."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *shape, generator=g)
+    t = torch.rand(batch, generator=g)
+    label = torch.randint(0, num_classes, (batch,), generator=g)
+    return x, t, label, 1 + 3 * torch.rand(batch, generator=g)
+
+
+def image_shape(model: TinyDiT) -> tuple[int, int, int]:
+    return model.config.in_channels, model.config.image_size, model.config.image_size
+
+
+def export_graph(model: TinyDiT, path: Path, opset: int) -> None:
+    if opset < 18:
+        raise ExportError(f"--opset {opset} is too old: the exporter writes opset 18 or newer")
+    step = GuidedStep(model).eval()
+    batch = torch.export.Dim("batch")
+    with torch.inference_mode(), warnings.catch_warnings():
+        # Naming one Dim for all four inputs is right; torch warns that it merges the names.
+        warnings.filterwarnings("ignore", message="# The axis name")
+        torch.onnx.export(
+            step,
+            example_inputs(image_shape(model), model.config.num_classes, batch=2),  # 1 would be specialised
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={name: {0: batch} for name in INPUT_NAMES},
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    graph = onnx.load(str(path)).graph
+    fixed = [v.name for v in [*graph.input, *graph.output] if not v.type.tensor_type.shape.dim[0].dim_param]
+    if fixed:
+        raise ExportError(f"the exported graph has a fixed batch size for {', '.join(fixed)}; the export is unusable")
+
+
+def quantize_int8(fp32: Path, int8: Path) -> None:
+    """Dynamic quantisation: int8 weights (QInt8), activations quantised per call. The graph is
+    first shape-inferred and optimised by onnxruntime's pre-processing, which lets more MatMuls
+    be quantised."""
+    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+
+    prepared = int8.with_name(f".{int8.stem}.pre.onnx")
+    try:
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=False)
+        quantize_dynamic(str(prepared), str(int8), weight_type=QuantType.QInt8)
+    finally:
+        prepared.unlink(missing_ok=True)
+
+
+def export_onnx(
+    checkpoint: str | Path, output: str | Path, quantize: bool = False, opset: int = DEFAULT_OPSET, verify: bool = False
+) -> Exported:
+    """Write OUTPUT (fp32) + OUTPUT.json and, with `quantize`, OUTPUT_int8.onnx + its json;
+    with `verify`, compare them with PyTorch (`verify_export`)."""
+    model = load_generator(checkpoint, device="cpu")  # raises on a missing or foreign checkpoint
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    export_graph(model, output, opset)
+    write_metadata(output, metadata(model, checkpoint, opset, "none"))
+    written = [output, sidecar_path(output)]
+    int8 = None
+    if quantize:
+        int8 = int8_path(output)
+        quantize_int8(output, int8)
+        write_metadata(int8, metadata(model, checkpoint, opset, "int8 dynamic (QInt8 weights)"))
+        written += [int8, sidecar_path(int8)]
+    exported = Exported(output, sidecar_path(output), int8, {p.name: p.stat().st_size for p in written})
+    if verify:
+        exported.verification = verify_export(model, exported)
+    return exported
+
+
+def verify_export(model: TinyDiT, exported: Exported, seed: int = 0) -> Verification:
+    """ONNX Runtime against PyTorch: one guided step on random inputs (fp32 must agree to
+    FP32_TOLERANCE), and whole sampling runs of one picture per class with the recommended sampler."""
+    inputs = example_inputs(image_shape(model), model.config.num_classes, batch=3, seed=seed + 1)  # not the traced 2
+    with torch.inference_mode():
+        reference = GuidedStep(model).eval()(*inputs).numpy()
+    feed = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs)}
+    labels = list(range(model.config.num_classes))
+    settings = model.sample_config
+    torch_images = sample(model, labels, settings, seed=seed).numpy()
+    errors, drift = {}, {}
+    for kind, path in (("fp32", exported.onnx), ("int8", exported.int8)):
+        if path is None:
+            continue
+        generator = onnx_sampler.load(path)
+        errors[kind] = float(np.abs(generator.session.run(None, feed)[0] - reference).max())
+        drift[kind] = image_drift(onnx_sampler.sample(generator, labels, settings, seed=seed), torch_images)
+    if not errors["fp32"] <= FP32_TOLERANCE:
+        raise ExportError(f"ONNX and PyTorch differ by {errors['fp32']:.2e} (> {FP32_TOLERANCE:.0e}) on one step: do not ship it")
+    return Verification(errors["fp32"], float(np.abs(reference).max()), errors.get("int8"), drift)
+
+
+def image_drift(images: np.ndarray, reference: np.ndarray) -> Drift:
+    levels = np.abs(to_uint8(images).astype(np.int16) - to_uint8(reference).astype(np.int16))
+    return Drift(float(levels.max()), float(levels.mean()), float(np.abs(images - reference).max()))
