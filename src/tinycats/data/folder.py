@@ -104,9 +104,7 @@ def build_cache(
     if bad and not skip_bad:
         listing = "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in bad[:10])
         more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-        raise DataError(
-            f"{len(bad)} unreadable image(s): {listing}{more}. Remove them, or pass --skip-bad-images"
-        )
+        raise DataError(f"{len(bad)} unreadable image(s): {listing}{more}. Remove them, or pass --skip-bad-images")
     good = [(r, label) for r, (_, label) in zip(decoded, images.samples) if not isinstance(r, Exception)]
     if not good:
         raise DataError(f"no readable images under {images.root}")

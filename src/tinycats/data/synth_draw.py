@@ -154,8 +154,7 @@ def value_noise(rng: np.random.Generator, cells: int, n: int) -> Array:
     return np.asarray(Image.fromarray(grid).resize((n, n), Image.Resampling.BICUBIC))
 
 
-def dots(rng: np.random.Generator, x: Array, y: Array, spacing: float, radius: tuple[float, float],
-         keep: float) -> Array:
+def dots(rng: np.random.Generator, x: Array, y: Array, spacing: float, radius: tuple[float, float], keep: float) -> Array:
     """Signed distance (in cell units) to randomly sized round dots, one per cell of a jittered grid.
 
     Each pixel only looks at its own cell, which keeps this to a few array operations; dots are
@@ -216,6 +215,10 @@ def patches(cv: Canvas, rng: np.random.Generator) -> Array:
 
 
 PATTERNS: dict[str, Callable[[Canvas, np.random.Generator], Array]] = {
-    "ticked": ticked, "rosettes": rosettes, "spots": spots, "mackerel": mackerel, "wrinkles": wrinkles,
+    "ticked": ticked,
+    "rosettes": rosettes,
+    "spots": spots,
+    "mackerel": mackerel,
+    "wrinkles": wrinkles,
     "patches": patches,
 }
