@@ -1,23 +1,30 @@
 """`tinycats demo`: the main job end to end on the embedded toy-cats data, offline, on a CPU.
 
-Render toy cats -> train the cpu-demo preset -> sample every breed -> summary.md. Running it again
-reuses what is already there: an interrupted training run resumes, a finished one is not redone.
+Render toy cats -> train the cpu-demo preset -> train the breed classifier that judges it ->
+sample every breed -> evaluate (breed accuracy, FD-classifier, memorisation) -> summary.md.
+Running it again reuses what is already there: an interrupted training run resumes, a finished
+one is not redone, an existing classifier is kept.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from tinycats import checkpoint
 from tinycats.api import load_generator
 from tinycats.config import RunConfig, load_config
 from tinycats.data.synth import write_dataset
+from tinycats.evaluate import classifier as classifier_lib
+from tinycats.evaluate.run import EvalSettings, evaluate
+from tinycats.evaluate.settings import ClassifierSettings
 from tinycats.gallery import write_gallery
 from tinycats.model import count_parameters
 from tinycats.train import train
 
-TRAIN_PER_CLASS, TEST_PER_CLASS, SAMPLES_PER_BREED = 300, 40, 8
+TRAIN_PER_CLASS, TEST_PER_CLASS = 300, 40
+GALLERY_PER_BREED, EVAL_PER_BREED, CLASSIFIER_EPOCHS = 8, 30, 8
 
 
 def run_demo(out: str | Path, config: str = "cpu-demo", steps: int | None = None, device: str = "cpu") -> Path:
@@ -25,31 +32,53 @@ def run_demo(out: str | Path, config: str = "cpu-demo", steps: int | None = None
     cfg = load_config(config, {"train": {"steps": steps}})
     timings: dict[str, float] = {}
 
+    def timed(stage: str, start: float) -> None:
+        timings[stage] = time.perf_counter() - start
+
     start = time.perf_counter()
     data = out / "data"
     write_dataset(data, TRAIN_PER_CLASS, TEST_PER_CLASS, cfg.model.image_size, seed=cfg.train.seed)
-    timings["render toy cats"] = time.perf_counter() - start
+    timed("render toy cats", start)
 
     start = time.perf_counter()
-    ckpt_dir = out / "checkpoints"
-    state = _reusable_state(ckpt_dir, cfg)
-    if state is not None and state["step"] >= cfg.train.steps:
-        ema_file = checkpoint.ema_path(ckpt_dir, state["step"])
-        print(f"already trained: reusing {ema_file}")
-    else:
-        ema_file = train(cfg, data, ckpt_dir, out / "outputs", resume=state, device=device).ema_checkpoint
-    timings["train"] = time.perf_counter() - start
+    ema_file = _train_or_reuse(cfg, data, out, device)
+    timed("train the generator", start)
+
+    start = time.perf_counter()
+    clf_file = out / "classifier.pt"
+    if not clf_file.is_file():
+        size, seed = cfg.model.image_size, cfg.train.seed
+        settings = ClassifierSettings(epochs=CLASSIFIER_EPOCHS, image_size=size, seed=seed, device=device)
+        classifier_lib.train_from_folder(str(data), settings).save(clf_file)
+    timed("train the breed classifier", start)
 
     start = time.perf_counter()
     model = load_generator(ema_file, device=device)
-    gallery = write_gallery(
-        model, list(range(model.config.num_classes)), SAMPLES_PER_BREED, out / "samples", model.sample_config, progress=True
-    )
-    timings["sample"] = time.perf_counter() - start
+    gallery = write_gallery(model, list(range(model.config.num_classes)), GALLERY_PER_BREED, out / "samples", model.sample_config)
+    timed("sample every breed", start)
+
+    start = time.perf_counter()
+    report = evaluate(
+        EvalSettings(
+            checkpoint=str(ema_file), real_dir=str(data / "test"), generate_samples=True, num_samples=EVAL_PER_BREED,
+            per_breed=True, classifier=str(clf_file), fake_dir=str(out / "evaluation_samples"),
+            report_path=str(out / "evaluation_report.json"), log_dir=str(out / "outputs"), device=device,
+        )
+    )  # fmt: skip
+    timed("evaluate", start)
 
     summary = out / "summary.md"
-    summary.write_text(_summary(cfg, model, ema_file, gallery.overview.relative_to(out), timings))
+    summary.write_text(_summary(cfg, model, ema_file, gallery.overview.relative_to(out), report, timings))
     return summary
+
+
+def _train_or_reuse(cfg: RunConfig, data: Path, out: Path, device: str) -> Path:
+    ckpt_dir = out / "checkpoints"
+    state = _reusable_state(ckpt_dir, cfg)
+    if state is not None and state["step"] >= cfg.train.steps:
+        print(f"already trained: reusing {checkpoint.ema_path(ckpt_dir, state['step'])}")
+        return checkpoint.ema_path(ckpt_dir, state["step"])
+    return train(cfg, data, ckpt_dir, out / "outputs", resume=state, device=device).ema_checkpoint
 
 
 def _reusable_state(ckpt_dir: Path, cfg: RunConfig) -> dict | None:
@@ -62,16 +91,42 @@ def _reusable_state(ckpt_dir: Path, cfg: RunConfig) -> dict | None:
     return state if (saved.model, saved.train) == (cfg.model, cfg.train) else None
 
 
-def _summary(cfg: RunConfig, model, ema_file: Path, overview: Path, timings: dict[str, float]) -> str:
-    s = model.sample_config
+def _summary(cfg: RunConfig, model, ema_file: Path, overview: Path, report: dict[str, Any], timings: dict[str, float]) -> str:
+    s, m = model.sample_config, report["metrics"]
     rows = "\n".join(f"| {name} | {seconds:.0f} s |" for name, seconds in timings.items())
+    breeds = "\n".join(
+        f"| {b['breed']} | {b['accuracy_generated']:.0%} | {b['accuracy_real']:.0%} |" for b in report["per_breed"] or []
+    )
+    loss_plot = report["pictures"].get("loss")
+    loss_line = f"\n![training loss]({loss_plot})\n" if loss_plot else ""
     return f"""# tinycats demo
 
 Toy cats ({TRAIN_PER_CLASS} training images per class, {cfg.model.image_size} px) -> `{cfg.model.preset}`
 ({count_parameters(model) / 1e6:.2f}M parameters, prediction `{cfg.model.prediction}`), {cfg.train.steps} steps of
-{cfg.train.batch_size} images -> {SAMPLES_PER_BREED} samples per breed with {s.sampler} ({s.steps} steps, guidance {s.cfg_scale}).
+{cfg.train.batch_size} images -> samples with {s.sampler} ({s.steps} steps, guidance {s.cfg_scale}).
 
-![samples, one row per breed]({overview})
+![samples: a row per breed, a column per noise seed]({overview})
+
+## How good is it
+
+Judged by a small CNN trained on the real toy cats (its accuracy on real test images:
+{report["classifier"]["test_accuracy"]:.1%}), on {report["data"]["n_generated"]} generated images
+({EVAL_PER_BREED} per breed) against {report["data"]["n_real"]} real test images.
+
+| metric | value |
+|---|---|
+| **breed accuracy** of generated images | **{m["breed_accuracy"]:.1%}** |
+| FD-classifier, generated vs real test (lower is better) | {m["fd_classifier"]:.3g} |
+| FD-classifier, real train vs real test (the floor) | {m["fd_classifier_train_vs_test"]:.3g} |
+| generated images closer to a training image than 95 % of test images are | {m["memorised_fraction"]:.1%} |
+
+| breed | accuracy, generated | accuracy, real |
+|---|---|---|
+{breeds}
+{loss_line}
+Full report: `evaluation_report.md` / `evaluation_report.json`.
+
+## Wall time
 
 | stage | wall time |
 |---|---|

@@ -8,9 +8,11 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="render toy cats, train the cpu-demo preset, sample every breed (offline, ~10 min on 2 cores)",
-        description="Render toy cats to OUT/data, train the cpu-demo preset into OUT/checkpoints, sample every breed "
-        "into OUT/samples/<Class>/ with OUT/samples/overview.png, and write OUT/summary.md.",
+        help="the whole job on toy cats, offline: render, train, sample every breed, evaluate (~12 min on 2 cores)",
+        description="Render toy cats to OUT/data, train the cpu-demo preset into OUT/checkpoints, train the breed classifier "
+        "OUT/classifier.pt, sample every breed "
+        "into OUT/samples/<Class>/ with OUT/samples/overview.png, evaluate (OUT/evaluation_report.json, .md) and write "
+        "OUT/summary.md.",
     )
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.add_argument("--config", default="cpu-demo", help="training preset (default: cpu-demo)")
