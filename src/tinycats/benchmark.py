@@ -29,8 +29,9 @@ import torch
 from tinycats import onnx_sampler
 from tinycats.api import load_generator
 from tinycats.benchmark_report import PeakMemory, environment, file_sizes
+from tinycats.checkpoint import sha256, weights_file
 from tinycats.config import SampleConfig
-from tinycats.export import INPUT_NAMES, GuidedStep, example_inputs, image_shape, int8_path, sha256, weights_file
+from tinycats.export import INPUT_NAMES, GuidedStep, example_inputs, image_shape, int8_path
 from tinycats.flow import velocity
 from tinycats.perf import time_per_call
 from tinycats.runtime import autocast

@@ -10,6 +10,7 @@ final name, so a crash or a signal mid-write never leaves a half-written checkpo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -80,3 +81,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def sha256(path: str | Path) -> str:
+    """Hex digest of a file, read in 1 MiB blocks (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_file(checkpoint: str | Path) -> Path:
+    """The file that holds a checkpoint's weights: the .pt itself, or a Hub folder's safetensors."""
+    text = str(checkpoint)
+    if text.startswith("hf://"):
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(text.removeprefix("hf://"), "model.safetensors"))
+    path = Path(text)
+    return path / "model.safetensors" if path.is_dir() else path

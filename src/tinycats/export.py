@@ -16,7 +16,6 @@ batch size or with weights that are not the checkpoint's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from torch import nn
 import tinycats
 from tinycats import onnx_sampler
 from tinycats.api import load_generator
+from tinycats.checkpoint import sha256, weights_file
 from tinycats.flow import to_velocity
 from tinycats.grids import to_uint8
 from tinycats.model import TinyDiT
@@ -98,25 +98,6 @@ def int8_path(fp32: str | Path) -> Path:
 
 def sidecar_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def weights_file(checkpoint: str | Path) -> Path:
-    """The file that holds a checkpoint's weights: the .pt itself, or a Hub folder's safetensors."""
-    text = str(checkpoint)
-    if text.startswith("hf://"):
-        from huggingface_hub import hf_hub_download
-
-        return Path(hf_hub_download(text.removeprefix("hf://"), "model.safetensors"))
-    path = Path(text)
-    return path / "model.safetensors" if path.is_dir() else path
 
 
 def metadata(model: TinyDiT, checkpoint: str | Path, opset: int, quantization: str) -> dict[str, Any]:

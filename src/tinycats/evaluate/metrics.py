@@ -12,7 +12,6 @@ with Inception-based precision/recall (e.g. the ADM evaluation suite), not with 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Collection
 from pathlib import Path
@@ -63,14 +62,6 @@ def resolve_inception_weights(path: str | Path | None) -> Path:
             f"{default_inception_path()} (or pass --inception-weights PATH)"
         )
     return target
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class UInt8Images(Dataset):

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from tinycats.evaluate.metrics import sha256
+from tinycats.checkpoint import sha256, weights_file
 
 # Which way is better, for the change against a baseline. Others (std, reference values, the
 # memorised fraction, whose ideal is the test set's own fraction) have no direction.
@@ -235,12 +235,10 @@ def checkpoint_identity(path: str) -> dict[str, Any]:
 
 
 def _sha256_of(path: str) -> str | None:
-    p = Path(path)
-    if p.is_file():
-        return sha256(p)
-    if (p / "model.safetensors").is_file():
-        return sha256(p / "model.safetensors")
-    return None  # a Hub id: the revision is in the Hub's history
+    if str(path).startswith("hf://"):
+        return None  # a Hub id: the revision is in the Hub's history
+    weights = weights_file(path)
+    return sha256(weights) if weights.is_file() else None
 
 
 def versions() -> dict[str, str]:

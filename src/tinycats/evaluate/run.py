@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from tinycats.api import load_generator
+from tinycats.checkpoint import sha256
 from tinycats.evaluate import classifier as classifier_lib
 from tinycats.evaluate import memorization, metrics, report
 from tinycats.evaluate.samples import ImageSet, overview_grid, read_folder, read_generated, write_generated
@@ -238,7 +239,7 @@ def _inception(
     out = metrics.fidelity_metrics(fake.images, real.images, wanted, weights, device, s.batch_size, progress=s.progress)
     found.values.update(out["values"])
     found.warnings.extend(out["warnings"])
-    digest = metrics.sha256(weights)
+    digest = sha256(weights)
     standard = digest.startswith(metrics.standard_sha256_prefix())
     if not standard:
         found.warnings.append(
