@@ -1,6 +1,7 @@
 import contextlib
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,9 @@ import pytest
 import torch
 
 from test_export import make_checkpoint
-from tinycats.benchmark import BenchmarkSettings, onnx_files, run_benchmark, stats_ms
-from tinycats.benchmark_report import PeakMemory
+from tinycats import benchmark_report
+from tinycats.benchmark import Backend, BenchmarkSettings, measure, onnx_files, run_benchmark, stats_ms
+from tinycats.benchmark_report import PROCESS_PEAK, ROW_PEAK, PeakMemory, current_rss_bytes, format_table
 from tinycats.cli import main
 from tinycats.export import export_onnx
 from tinycats.onnx_sampler import OnnxModelError
@@ -44,7 +46,10 @@ def test_benchmark_report_is_complete_and_consistent(files, tmp_path):
         fwd, gen = row["forward_ms"], row["generation"]
         assert 0 < fwd["median"] <= fwd["p95"] <= fwd["p99"] and fwd["runs"] == 3
         assert 0 < gen["ms"]["median"] <= gen["ms"]["p95"] <= gen["ms"]["p99"]
-        assert gen["images"] == batch and row["peak_memory_mb"] >= 0
+        assert gen["images"] == batch
+        assert row["peak_rss_measure"] == ROW_PEAK and row["cuda_peak_allocated_mb"] is None
+        assert row["peak_rss_mb"] >= row["rss_start_mb"] > 0  # the whole process: weights, arenas, earlier rows
+        assert row["rss_growth_mb"] == pytest.approx(row["peak_rss_mb"] - row["rss_start_mb"])
         assert row["images_per_s"] == pytest.approx(batch / (gen["ms"]["median"] / 1e3))
         assert gen["ms_per_image"] == pytest.approx(gen["ms"]["median"] / batch)
         if backend == "pytorch-naive":
@@ -59,6 +64,7 @@ def test_benchmark_report_is_complete_and_consistent(files, tmp_path):
     assert report["model"]["preset"] == "tinydit-test" and report["model"]["parameters"] > 0
     printed = text.getvalue()
     assert "onnx-int8" in printed and "pytorch-naive" in printed and str(report_path) in printed
+    assert "peak RSS MB" in printed and "CUDA peak MB" not in printed
 
 
 def test_a_failing_compile_is_recorded_not_fatal(files, monkeypatch):
@@ -90,15 +96,48 @@ def test_statistics_are_percentiles_in_milliseconds():
     assert s["runs"] == 100
 
 
-def test_peak_memory_sees_a_large_allocation():
-    if not Path("/proc/self/clear_refs").exists():
-        pytest.skip("the per-block peak needs Linux's /proc/self/clear_refs")
-    with PeakMemory(torch.device("cpu")) as memory:
-        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+def holding(mib: int) -> Backend:
+    """A backend whose row holds a buffer of `mib` MiB, touched, from its first forward to its end."""
+    buffers = []
+
+    def forward(batch: int) -> Callable[[], object]:
+        buffers.append(np.ones(mib * 2**20 // 8))
+        return lambda: buffers[-1][::4096].sum()
+
+    return Backend(f"holding-{mib}", forward, lambda batch: lambda: None, 1, 1, torch.device("cpu"))
+
+
+ONE_ROW = BenchmarkSettings(batch_sizes=(1,), num_warmup=0, num_runs=2)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="the per-row peak needs Linux's /proc/self/clear_refs")
+def test_a_row_reports_its_absolute_peak_and_its_growth():
+    before = current_rss_bytes() / 2**20
+    row = measure(holding(200), 1, ONE_ROW)
+    assert row["peak_rss_measure"] == ROW_PEAK and row["cuda_peak_allocated_mb"] is None
+    assert row["peak_rss_mb"] >= before - 1 > 0  # 1 MiB: what the interpreter may free between the two readings
+    assert row["rss_growth_mb"] >= 190
+    assert row["rss_growth_mb"] == pytest.approx(max(0, row["peak_rss_mb"] - row["rss_start_mb"]))
+    assert row["peak_rss_mb"] >= row["rss_start_mb"] + 190
+
+
+def test_without_clear_refs_the_peak_is_the_process_peak(monkeypatch):
+    monkeypatch.setattr(benchmark_report, "_reset_rss_peak", lambda: False)
+    before = benchmark_report._maxrss_bytes() / 2**20
+    row = measure(holding(8), 1, ONE_ROW)
+    assert row["peak_rss_measure"] == PROCESS_PEAK and row["peak_rss_mb"] >= before > 0
+    assert row["rss_growth_mb"] == pytest.approx(max(0, row["peak_rss_mb"] - row["rss_start_mb"]))
+    assert "since it started" in format_table({"results": [row], "failures": {}})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_peak_counts_a_tensor_held_in_the_block():
+    device = torch.device("cuda")
+    with PeakMemory(device) as memory:
+        block = torch.ones(200 * 2**20 // 4, device=device)
         del block
     result = memory.result()
-    assert result["memory_measure"] == "rss_peak_growth"
-    assert result["peak_memory_mb"] > 48
+    assert 200 <= result["cuda_peak_allocated_mb"] < 200 + torch.cuda.memory_allocated(device) / 2**20 + 1
 
 
 def test_settings_are_checked():

@@ -83,10 +83,12 @@ def test_train_then_sample_through_the_cli(image_folder, tmp_path, capsys):
         (["train", "x", "--resume", "/no/such.pt"], "does not exist"),
     ],
 )
-def test_bad_input_gives_one_clear_line_and_a_nonzero_exit(argv, message, capsys):
+def test_bad_input_gives_one_clear_line_and_a_nonzero_exit(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tinycats: error:") and message in err[0]
+    assert list(tmp_path.iterdir()) == []  # a refused command leaves no outputs/ or checkpoints/ behind
 
 
 def test_resume_refuses_ema_only_files_and_model_changes(image_folder, tmp_path, capsys):
@@ -106,7 +108,8 @@ def test_print_config_shows_flags_over_the_preset(capsys):
     assert printed["train"]["lr"] == 5e-5 and printed["model"]["preset"] == "tinydit-xs"
 
 
-def test_a_signal_saves_a_checkpoint_and_stops_cleanly(image_folder, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_a_checkpoint_and_stops_cleanly(image_folder, tmp_path, signum):
     ck = tmp_path / "ck"
     cmd = [
         sys.executable,
@@ -129,9 +132,9 @@ def test_a_signal_saves_a_checkpoint_and_stops_cleanly(image_folder, tmp_path):
     for line in proc.stderr:  # wait until training is under way
         if line.startswith("step 3/") or time.time() > deadline:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     rest = proc.communicate(timeout=120)[1]
-    assert proc.returncode == 130, rest
+    assert proc.returncode == 128 + signum, rest
     saved = sorted(Path(ck).glob("dit_step_*.pt"))
     assert len(saved) == 2  # the full state and the EMA weights of the step it stopped at
     assert "stopped at step" in (tmp_path / "out" / "training.log").read_text()

@@ -42,6 +42,18 @@ def test_centre_crop_then_resize_never_squashes(tmp_path):
     assert out[:, 2:8, 1].min() > 200 and out[:, 2:8, 0].max() < 30 and out[:, 2:8, 2].max() < 30
 
 
+def test_camera_orientation_is_applied(tmp_path):
+    # Stored top half red, bottom half blue, tagged "rotate 90° clockwise to view" (EXIF 6):
+    # upright, red is on the right.
+    pixels = np.zeros((40, 40, 3), np.uint8)
+    pixels[:20, :, 0] = pixels[20:, :, 2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    out = load_image(tmp_path / "phone.jpg", 8).astype(int)
+    assert out[:, 5:, 0].min() > 200 and out[:, :3, 2].min() > 200 and out[:, :3, 0].max() < 60
+
+
 def test_reads_greyscale_cmyk_and_png_named_jpg(tmp_path):
     Image.new("L", (30, 30), 128).save(tmp_path / "grey.jpg")
     Image.new("CMYK", (30, 30), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
@@ -89,11 +101,17 @@ def test_augmentation_levels():
         augment.draw_params("heavy", 4, g)
 
 
-def test_full_augmentation_is_mild_and_has_no_borders():
+def test_full_augmentation_is_mild_and_has_no_borders(monkeypatch):
     g = torch.Generator().manual_seed(1)
     params = augment.draw_params("full", 64, g)
     flat = torch.full((64, 3, 16, 16), 200, dtype=torch.uint8)
+    # Every sampling point of the crop lies inside the image ([-1, 1] is its full extent with
+    # align_corners=False); bilinear reads within half a pixel of the edge use the edge pixel.
+    grids, grid_sample = [], augment.F.grid_sample
+    monkeypatch.setattr(augment.F, "grid_sample", lambda x, grid, **k: grids.append(grid) or grid_sample(x, grid, **k))
     out = augment.apply(flat, params)
+    assert len(grids) == 1 and grids[0].abs().max() <= 1
+    assert grids[0].abs().amax(dim=(1, 2, 3)).min() > 0.8  # the crops do reach towards the edges
     # a flat image stays flat (no black borders from the crop), only its level jitters a little
     assert torch.allclose(out.amin(dim=(1, 2, 3)), out.amax(dim=(1, 2, 3)), atol=1e-5)
     level = (out[:, 0, 0, 0] + 1) * 127.5

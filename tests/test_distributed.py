@@ -57,7 +57,7 @@ def test_each_process_takes_a_disjoint_slice_of_the_global_batch(image_folder):
         assert torch.equal(torch.cat([parts[0][i], parts[1][i]]), whole[i])
 
 
-def test_two_processes_follow_the_one_process_trajectory_and_resume_on_one(image_folder, tmp_path):
+def test_two_processes_follow_the_one_process_trajectory_and_resume_across_process_counts(image_folder, tmp_path):
     two = torchrun(2, image_folder, tmp_path / "ck2", tmp_path / "log2", "--steps", "6", "--checkpoint-interval", "3")
     assert two.stdout.count("trained to step 6") == 1  # only rank 0 speaks
     assert sorted(p.name for p in (tmp_path / "ck2").iterdir()) == [
@@ -67,7 +67,7 @@ def test_two_processes_follow_the_one_process_trajectory_and_resume_on_one(image
         "dit_step_6_ema.pt",
     ]
     assert len(losses(tmp_path / "log2")) == 6  # one writer
-    one = tiny_config(steps=6, batch_size=8, lr=1e-3, warmup_steps=0, log_interval=1)
+    one = tiny_config(steps=6, batch_size=8, lr=1e-3, warmup_steps=0, log_interval=1, checkpoint_interval=3)
     train(one, image_folder, tmp_path / "ck1", tmp_path / "log1", progress=False)
     assert losses(tmp_path / "log2") == pytest.approx(losses(tmp_path / "log1"), rel=1e-4)
     # resume the 2-process run on 1 process: it continues on the same trajectory
@@ -75,3 +75,7 @@ def test_two_processes_follow_the_one_process_trajectory_and_resume_on_one(image
     assert state["world_size"] == 2
     train(one, image_folder, tmp_path / "ck3", tmp_path / "log3", resume=state, progress=False)
     assert losses(tmp_path / "log3") == pytest.approx(losses(tmp_path / "log2")[3:], rel=1e-4)
+    # and the other way: the 1-process run resumed on 2 processes
+    resume = str(tmp_path / "ck1" / "dit_step_3.pt")
+    torchrun(2, image_folder, tmp_path / "ck4", tmp_path / "log4", "--steps", "6", "--resume", resume)
+    assert losses(tmp_path / "log4") == pytest.approx(losses(tmp_path / "log1")[3:], rel=1e-4)

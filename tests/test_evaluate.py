@@ -122,9 +122,14 @@ def test_evaluate_end_to_end_through_the_cli(world, random_inception, tmp_path, 
     assert "fid" not in changes and changes["fd_classifier"]["change_pct"] == 0
 
 
-def test_an_untrained_generator_scores_near_chance(world, tmp_path):
+@pytest.mark.parametrize("weights", ["initial", "random"])
+def test_an_untrained_generator_scores_near_chance(world, tmp_path, weights):
     cfg = tiny_config()
     untrained = TinyDiT(cfg.model)
+    if weights == "random":  # not only adaLN-Zero's constant output: every weight random
+        torch.manual_seed(0)
+        for p in untrained.parameters():
+            nn.init.normal_(p, std=0.2)
     state = {"format": checkpoint.EMA_FORMAT, "step": 0, "model": untrained.state_dict(), "config": cfg.to_dict()}
     path = checkpoint.save_atomic(state, tmp_path / "dit_step_0_ema.pt")
     r = evaluate(
@@ -174,12 +179,14 @@ def test_the_memorisation_check_flags_copies_of_training_images(world, tmp_path)
     clf = str(world.classifier)
     r = evaluate(settings(world, tmp_path, fake_dir=str(copies), classifier=clf, metrics=("breed_accuracy",)))
     assert r["metrics"]["memorised_fraction"] == 1.0
+    assert r["memorisation"]["fraction_generated_below_median_test"] == 1.0
     assert r["memorisation"]["closest"][0]["distance"] == pytest.approx(0, abs=1e-6)
 
     # Real test images as the "generated" set: no copying, and the same distances as the reference.
     r = evaluate(settings(world, tmp_path, fake_dir=str(world.data / "test"), classifier=clf, metrics=("breed_accuracy",)))
     m = r["metrics"]
     assert m["memorised_fraction"] == r["memorisation"]["fraction_test_below"] < 0.1
+    assert r["memorisation"]["fraction_generated_below_median_test"] == pytest.approx(0.5, abs=0.1)
     assert m["fd_classifier"] == pytest.approx(0, abs=1e-6) and m["breed_accuracy"] == m["real_breed_accuracy"]
 
 

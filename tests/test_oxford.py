@@ -339,6 +339,7 @@ def test_offline_download_says_how_to_get_the_files_by_hand(pet, tmp_path, capsy
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("tinycats: error: cannot download http://127.0.0.1:9/images.tar.gz")
     assert oxford.HOME_PAGE in err and f"tinycats data prepare --source DIR --out {tmp_path / 'cats'}`" in err
+    assert all(url in err for url, _ in oxford.RESOURCES.values()) and f"in {tmp_path / 'c'} and run" in err
     assert not (tmp_path / "cats").exists()
 
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from tinycats import checkpoint, flow
+from tinycats import checkpoint, flow, optim
 from tinycats.errors import TrainingDiverged
 from tinycats.train import train
 
@@ -60,6 +60,18 @@ def test_resume_continues_bitwise(image_folder, tmp_path, accumulation, augmenta
     assert [m["step"] for m in read_metrics(tmp_path / "log_b")] == [6, 8]
     assert not checkpoint.train_path(tmp_path / "b", 4).exists()
     assert read_metrics(tmp_path / "log_a")[-1]["loss"] == read_metrics(tmp_path / "log_b")[-1]["loss"]
+
+
+def test_a_new_lr_on_resume_takes_effect_from_the_first_resumed_step(image_folder, tmp_path):
+    train(tiny_config(steps=4, checkpoint_interval=2, lr=1e-3), image_folder, tmp_path / "a", tmp_path / "log_a", progress=False)
+    state = checkpoint.load(checkpoint.train_path(tmp_path / "a", 2))
+    cfg = tiny_config(steps=4, log_interval=1, lr=1e-4)
+    train(cfg, image_folder, tmp_path / "b", tmp_path / "log_b", resume=state, progress=False)
+    logged = [m["lr"] for m in read_metrics(tmp_path / "log_b")]
+    assert logged == pytest.approx([1e-4 * optim.lr_factor(s, cfg.train) for s in (2, 3)], rel=1e-6)
+    resumed = checkpoint.load(checkpoint.train_path(tmp_path / "b", 4))
+    assert resumed["scheduler"]["base_lrs"] == [1e-4]
+    assert resumed["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * optim.lr_factor(4, cfg.train))
 
 
 def test_the_seed_decides_everything(image_folder, tmp_path):

@@ -9,7 +9,8 @@ For each backend and batch size B it times two things, under torch.inference_mod
 
 One more row, "pytorch-naive", times what a user would otherwise write: 50 Euler steps at B = 1
 with the conditional and unconditional passes as two separate forwards, fp32, eager.
-Peak memory is measured per row (see `benchmark_report.PeakMemory`).
+Memory per row: the process's peak resident set, its growth over the row's start and, on CUDA,
+PyTorch's peak allocation (see `benchmark_report.PeakMemory`).
 """
 
 from __future__ import annotations

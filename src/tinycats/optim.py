@@ -31,3 +31,19 @@ def build(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))
     return opt, sched
+
+
+def restore(opt: torch.optim.Optimizer, sched, state: dict, cfg: TrainConfig, step: int) -> None:
+    """Load a checkpoint's optimiser and scheduler state, then re-apply this run's learning rate.
+
+    The saved state carries the old base lr, so without this a --lr given on resume would be
+    silently ignored. With an unchanged --lr the values written are the ones the scheduler
+    would compute itself (base lr x the factor of `step`), so an exact resume stays exact.
+    """
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    sched.base_lrs = [cfg.lr] * len(opt.param_groups)
+    for group in opt.param_groups:
+        group["initial_lr"] = cfg.lr
+        group["lr"] = cfg.lr * lr_factor(step, cfg)
+    sched._last_lr = [group["lr"] for group in opt.param_groups]

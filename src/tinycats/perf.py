@@ -7,7 +7,28 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+# FlopCounterMode knows the CUDA attention kernels but not the CPU one that
+# F.scaled_dot_product_attention dispatches to: without these, attention counts 0 FLOPs on the CPU.
+# FlopCounterMode passes tensor arguments as their shapes.
+
+
+def _cpu_attention(query: torch.Size, key: torch.Size, value: torch.Size, *args: object, **kwargs: object) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+def _cpu_attention_backward(
+    grad: torch.Size, query: torch.Size, key: torch.Size, value: torch.Size, *args: object, **kwargs: object
+) -> int:
+    return sdpa_backward_flop_count(grad, query, key, value)
+
+
+_aten = torch.ops.aten
+CPU_ATTENTION_FLOPS = {
+    _aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
+    _aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward,
+}
 
 
 def synchronize(device: torch.device) -> None:
@@ -16,8 +37,11 @@ def synchronize(device: torch.device) -> None:
 
 
 def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of one call of `fn` (matmuls, convolutions and attention; 2 per multiply-add)."""
-    with FlopCounterMode(display=False) as counter:
+    """FLOPs of one call of `fn` (matmuls, convolutions and attention; 2 per multiply-add).
+
+    Attention's backward counts as PyTorch counts it for the CUDA kernels: 2.5x the forward,
+    since the kernel recomputes the scores."""
+    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS) as counter:
         fn()
     return counter.get_total_flops()
 

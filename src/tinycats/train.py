@@ -93,19 +93,21 @@ def train(
 
 def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx, on_checkpoint) -> TrainResult:
     tc = cfg.train
+    if ctx.world_size > 1 and ":" in device_name:
+        raise ValueError(f"--device {device_name} would put every process on one GPU; under torchrun use --device cuda")
     device = pick_device(device_name, ctx.local_rank)
     if tc.batch_size % ctx.world_size:
         raise ValueError(f"--batch-size {tc.batch_size} is global and must divide by the {ctx.world_size} processes")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    log = TrainLogger(log_dir, tc.steps, resume["step"] if resume else 0, ctx.is_main, progress)
-
     data = build_cache(scan(data_dir), cfg.model.image_size, tc.skip_bad_images, progress=ctx.is_main and progress is not False)
-    if data.skipped:
-        log.info(f"warning: skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0]}")
     if resume and list(data.class_names) != list(cfg.model.class_names):
         raise ValueError(f"{data_dir} has classes {data.class_names}, the checkpoint was trained on {cfg.model.class_names}")
     cfg.model.class_names = list(data.class_names)
+    # The logger opens its files only now, so a wrong data folder leaves no empty outputs/ behind.
+    log = TrainLogger(log_dir, tc.steps, resume["step"] if resume else 0, ctx.is_main, progress)
+    if data.skipped:
+        log.info(f"warning: skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0]}")
 
     torch.manual_seed(derive_seed(tc.seed, _INIT_STREAM))  # the initial weights follow --seed too
     model = TinyDiT(cfg.model).to(device)
@@ -115,9 +117,8 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
     if resume:
         model.load_state_dict(resume["model"])
         ema.load_state_dict(resume["ema"])
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
         step, position = int(resume["step"]), int(resume["data_position"])
+        optim.restore(opt, sched, resume, tc, step)
         checkpoint.set_rng_state(resume["rng"])
     net: torch.nn.Module = model
     if ctx.enabled:

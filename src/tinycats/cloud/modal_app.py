@@ -4,60 +4,76 @@
         --steps 400000 --batch-size 256 --gradient-accumulation-steps 2 --lr 5e-5 \\
         --warmup-steps 15000 --augmentation-level full --checkpoint-interval 50000 [--gpu H100]
 
-The local data folder is uploaded once to the Modal Volume `tinycats` (under data/<name>);
-checkpoints and logs live on the volume under runs/<run-name>/. The remote function always trains
-with `--resume auto`, and Modal retries it after a pre-emption or a crash, so every attempt
-continues exactly from the latest checkpoint; the volume is committed after each checkpoint so
-nothing saved is lost with the container. At the end the final EMA weights and the logs are
-downloaded into ./checkpoints and ./outputs.
+The local data folder is uploaded to the Modal Volume `tinycats` (data/<name>) with a manifest written last, so an
+interrupted or changed upload is redone. Checkpoints and logs live on the volume under runs/<run-name>/, committed
+after each checkpoint. Modal retries the function after a pre-emption, a crash or a timeout, and every retry resumes
+exactly from the latest checkpoint. A failure that a retry would only replay (a NaN/Inf loss, bad input) is returned
+as a failed result instead, which ends the run at once. At the end the final EMA weights and the logs are downloaded
+into ./checkpoints and ./outputs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import shlex
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 
 import modal
+
+from tinycats.errors import TrainingDiverged
 
 APP_NAME = "tinycats"
 VOLUME_NAME = "tinycats"
 VOLUME_PATH = "/vol"
 DEFAULT_GPU = "H100"
-TIMEOUT_S = 24 * 60 * 60  # Modal's limit for one attempt; retries continue from the last checkpoint
-RETRIES = modal.Retries(max_retries=20, initial_delay=30.0, backoff_coefficient=1.0)
-# The CUDA wheels of the versions the project is tested with.
+TIMEOUT_S = 24 * 60 * 60  # Modal's maximum for one attempt (1 s to 24 h); each retry is a new attempt
+# 10 is Modal's cap: older clients reject more ("Retries must be between 0 and 10"); the installed 1.6.4 checks only
+# >= 0 and leaves the limit to the server. 11 attempts of 24 h exceed option C's projected 34-85 GPU-hours.
+RETRIES = modal.Retries(max_retries=10, initial_delay=30.0, backoff_coefficient=1.0)
+FINAL_ERRORS = (TrainingDiverged, ValueError)  # resume is exact: a retry would fail the same way
+PYTHON_VERSION = "3.11"
+# The versions the project is tested with (constraints.txt, the dev venv), so that a cloud run is reproducible.
 REQUIREMENTS = (
-    "torch==2.14.1",
-    "torchvision==0.29.1",
-    "numpy",
-    "pillow",
-    "pyyaml",
-    "tqdm",
-    "safetensors",
-    "huggingface_hub",
-    "tensorboard",
-)
+    "torch==2.14.1", "torchvision==0.29.1", "numpy==2.4.6", "pillow==13.0.0", "pyyaml==6.0.4", "tqdm==4.70.1",
+    "safetensors==0.8.0", "huggingface_hub==2.4.0", "tensorboard==2.21.0",
+)  # fmt: skip
+SOURCE = "tinycats"
+SOURCE_IGNORE = ["**/__pycache__/**"]  # replaces the default (every non-.py file), so configs/*.yaml come along
 
-image = (
-    modal.Image.debian_slim(python_version="3.11")
-    .pip_install(*REQUIREMENTS)
-    # ignore=[] keeps configs/*.yaml, which the default (Python files only) would leave behind.
-    .add_local_python_source("tinycats", ignore=["**/__pycache__/**"])
-)
+image = modal.Image.debian_slim(python_version=PYTHON_VERSION).pip_install(*REQUIREMENTS)
+image = image.add_local_python_source(SOURCE, ignore=SOURCE_IGNORE)
 volume = modal.Volume.from_name(VOLUME_NAME, create_if_missing=True)
 app = modal.App(APP_NAME, image=image)
 
 
 @app.function(gpu=DEFAULT_GPU, volumes={VOLUME_PATH: volume}, timeout=TIMEOUT_S, retries=RETRIES)
-def train_remote(train_args: list[str]) -> int:
-    """`tinycats train` on the volume, resuming from the run's latest checkpoint."""
+def train_remote(train_args: list[str], resume: str = "auto") -> dict[str, object]:
+    """`tinycats train` on the volume: see train_on_volume."""
+    return train_on_volume(train_args, resume, volume.commit)
+
+
+def train_on_volume(train_args: list[str], resume: str, commit: Callable[[], object]) -> dict[str, object]:
+    """Train, committing the volume after every checkpoint. `resume` ("auto", "none" or a path) holds only while the
+    run has no checkpoint of its own; once it has one, an attempt is a retry and continues from the latest.
+    FINAL_ERRORS come back as {"status": "failed"} because raising them would make Modal retry; anything else (a
+    pre-emption's TrainingInterrupted, a crash) is raised, so that Modal retries it."""
+    from tinycats import checkpoint
     from tinycats.cli import build_parser
     from tinycats.cli.train_cmd import run
 
-    args = build_parser().parse_args(["train", *train_args, "--resume", "auto", "--no-progress"])
-    code = run(args, on_checkpoint=lambda path: volume.commit())
-    volume.commit()
-    return code
+    args = build_parser().parse_args(["train", *train_args, "--no-progress"])
+    if checkpoint.latest(args.checkpoint_dir) is not None:
+        resume = "auto"
+    args.resume = None if resume == "none" else resume
+    try:
+        return {"status": "done", "code": run(args, on_checkpoint=lambda path: commit())}
+    except FINAL_ERRORS as exc:
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        commit()
 
 
 def remote_train_args(data_name: str, run_name: str, flags: dict[str, object]) -> list[str]:
@@ -65,21 +81,62 @@ def remote_train_args(data_name: str, run_name: str, flags: dict[str, object]) -
     run_dir = f"{VOLUME_PATH}/runs/{run_name}"
     argv = [f"{VOLUME_PATH}/data/{data_name}", "--checkpoint-dir", f"{run_dir}/checkpoints", "--log-dir", f"{run_dir}/outputs"]
     for name, value in flags.items():
-        if value not in (None, "", -1):
-            argv += [f"--{name.replace('_', '-')}", str(value)]
+        flag = name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(f"--{flag}" if value else f"--no-{flag}")
+        elif value is not None:
+            argv += [f"--{flag}", str(value)]
     return argv
 
 
+def volume_resume(resume: str, run_name: str) -> str:
+    """--resume as the container sees it. "none" and a path start runs/<run-name>, so it must have no checkpoint."""
+    if resume == "auto":
+        return resume
+    if _listing(f"runs/{run_name}/checkpoints"):
+        raise SystemExit(f"runs/{run_name} already has checkpoints: continue it with --resume auto, or pick a new --run-name")
+    if resume == "none":
+        return resume
+    path = resume.removeprefix(VOLUME_PATH).lstrip("/")
+    if path not in [p.lstrip("/") for p in _listing(str(PurePosixPath(path).parent))]:
+        raise SystemExit(f"--resume {resume}: no such file on volume {VOLUME_NAME}")
+    return f"{VOLUME_PATH}/{path}"
+
+
+def manifest(local: Path) -> str:
+    """Every file under `local` with its size, as JSON: what a complete upload of the folder holds."""
+    return json.dumps({p.relative_to(local).as_posix(): p.stat().st_size for p in sorted(local.rglob("*")) if p.is_file()})
+
+
 def upload_data(local: Path, data_name: str) -> None:
-    """Copy the local ImageFolder to the volume once; an existing copy is kept."""
-    if _listing(f"data/{data_name}"):
-        print(f"data/{data_name} is already on volume {VOLUME_NAME}; not uploading again")
-        return
+    """Upload the local ImageFolder unless the volume's manifest says it holds this very copy. The manifest is written
+    last, so an interrupted upload has none and changed data has another; then the old copy is replaced."""
+    remote, manifest_path = f"data/{data_name}", f"data/{data_name}.manifest.json"
+    on_volume = _read(manifest_path)
     if not local.is_dir():
-        raise SystemExit(f"{local} does not exist: get the data first (tinycats data download --out {local})")
-    print(f"uploading {local} to volume {VOLUME_NAME}:data/{data_name} ...")
-    with volume.batch_upload() as batch:
-        batch.put_directory(str(local), f"data/{data_name}")
+        if on_volume is None:
+            raise SystemExit(f"{local} does not exist: get the data first (tinycats data download --out {local})")
+        print(f"{local} is not here; training on the complete copy on volume {VOLUME_NAME}:{remote}")
+        return
+    wanted = manifest(local)
+    if on_volume == wanted:
+        print(f"{remote} on volume {VOLUME_NAME} matches {local}; not uploading again")
+        return
+    print(f"uploading {local} to volume {VOLUME_NAME}:{remote} ...")
+    for path in (manifest_path, remote):  # the manifest first: an interruption from here on leaves none
+        with contextlib.suppress(FileNotFoundError):
+            volume.remove_file(path, recursive=True)
+    with volume.batch_upload(force=True) as batch:
+        batch.put_directory(str(local), remote)
+    with volume.batch_upload(force=True) as batch:
+        batch.put_file(io.BytesIO(wanted.encode()), manifest_path)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return b"".join(volume.read_file(path)).decode()
+    except (FileNotFoundError, modal.exception.NotFoundError):
+        return None
 
 
 def _listing(path: str) -> list[str]:
@@ -110,30 +167,35 @@ def main(
     config: str = "high-accuracy",
     run_name: str = "high-accuracy",
     gpu: str = DEFAULT_GPU,
-    steps: int = -1,
-    batch_size: int = -1,
-    gradient_accumulation_steps: int = -1,
-    lr: float = -1,
-    warmup_steps: int = -1,
-    augmentation_level: str = "",
-    checkpoint_interval: int = -1,
-    sample_interval: int = -1,
-    ema_beta: float = -1,
-    seed: int = -1,
+    resume: str = "auto",
+    model: str | None = None,
+    image_size: int | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    gradient_accumulation_steps: int | None = None,
+    lr: float | None = None,
+    warmup_steps: int | None = None,
+    augmentation_level: str | None = None,
+    ema_beta: float | None = None,
+    checkpoint_interval: int | None = None,
+    sample_interval: int | None = None,
+    seed: int | None = None,
+    compile: bool | None = None,
 ) -> None:
-    """Flags left at -1 or "" keep the preset's value."""
+    """Flags not given keep the preset's value. --resume: auto (continue runs/<run-name> if it has a checkpoint),
+    none (a fresh run), or a dit_step_N.pt on the volume (e.g. runs/<other>/checkpoints/dit_step_N.pt)."""
+    flags = {k: v for k, v in locals().items() if k not in ("data_dir", "run_name", "gpu", "resume")}  # the train flags
+    from tinycats.cli import build_parser
+
     local = Path(data_dir)
-    upload_data(local, local.name)
-    flags = {
-        "config": config, "steps": steps, "batch_size": batch_size, "gradient_accumulation_steps": gradient_accumulation_steps,
-        "lr": lr, "warmup_steps": warmup_steps, "augmentation_level": augmentation_level,
-        "checkpoint_interval": checkpoint_interval, "sample_interval": sample_interval, "ema_beta": ema_beta, "seed": seed,
-    }  # fmt: skip
     argv = remote_train_args(local.name, run_name, flags)
-    print(f"training on {gpu}: tinycats train {shlex.join(argv)} --resume auto")
-    code = train_remote.with_options(gpu=gpu).remote(argv)
-    if code != 0:
-        raise SystemExit(code)
+    build_parser().parse_args(["train", *argv])  # a bad flag stops here, before a GPU starts
+    remote_resume = volume_resume(resume, run_name)
+    upload_data(local, local.name)
+    print(f"training on {gpu}: tinycats train {shlex.join(argv)} (resume: {remote_resume})")
+    result = train_remote.with_options(gpu=gpu).remote(argv, remote_resume)
+    if result["status"] != "done":
+        raise SystemExit(f"tinycats: error: training failed for good (not retried): {result['error']}")
     final = final_ema(_listing(f"runs/{run_name}/checkpoints"))
     download(final, Path("checkpoints") / Path(final).name)
     for name in ("training.log", "metrics.jsonl"):

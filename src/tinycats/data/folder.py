@@ -69,10 +69,11 @@ def scan(data_dir: str | Path, split: str = "train") -> ImageList:
 
 
 def load_image(path: str | Path, size: int) -> np.ndarray:
-    """uint8 [size, size, 3]: centre crop to a square, then a high-quality resize."""
+    """uint8 [size, size, 3]: upright (camera EXIF orientation applied, as viewers show photos),
+    centre crop to a square, then a high-quality resize."""
     with Image.open(path) as img:
         img.draft("RGB", (size * 2, size * 2))  # lets JPEG decode at a reduced scale: much faster
-        rgb = img.convert("RGB")
+        rgb = ImageOps.exif_transpose(img).convert("RGB")
     return np.asarray(ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC, centering=(0.5, 0.5)))
 
 

@@ -91,9 +91,11 @@ def download(
         for filename, (url, md5) in RESOURCES.items():
             fetch(url, cache / filename, md5, timeout, progress)
     except Unreachable as exc:
+        urls = " and ".join(url for url, _ in RESOURCES.values())
         raise Unreachable(
-            f"{exc}. Offline? Download {' and '.join(RESOURCES)} by hand from {HOME_PAGE} into a folder DIR, "
-            f"then run `tinycats data prepare --source DIR --out {out}`"
+            f"{exc}. Offline? On a connected machine fetch {urls} (see {HOME_PAGE}), then either put both files "
+            f"in {cache} and run this command again (their MD5s are checked), or put them in any folder DIR "
+            f"and run `tinycats data prepare --source DIR --out {out}`"
         ) from exc
     return prepare(cache, out, other_per_split, seed, progress)
 

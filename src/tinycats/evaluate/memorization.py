@@ -60,6 +60,8 @@ def check(generated: torch.Tensor, test: torch.Tensor, train: torch.Tensor, perc
         "fraction_test_below": float((test_d < threshold).mean()),
         "median_nn_distance_generated": float(np.median(gen_d)),
         "median_nn_distance_test": float(np.median(test_d)),
+        # the plain yardstick, "closer than a typical (median) test image": about 50 % without copying
+        "fraction_generated_below_median_test": float((gen_d < np.median(test_d)).mean()),
         "n_generated": len(gen_d),
         "n_test": len(test_d),
         "n_train": len(train),

@@ -1,0 +1,66 @@
+"""The benchmark scripts run as documented (python benchmarks/X.py ... --json out.json) and their JSON
+says what their docstrings claim: run on the tiny preset, a couple of steps, on the CPU."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tinycats.config import ModelConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "tinydit-test", "--device", "cpu"]
+
+
+def run_script(name: str, args: list[str], out: Path) -> dict:
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args, "--json", str(out)], cwd=ROOT, check=True)
+    return json.loads(out.read_text())
+
+
+def training_flops_per_image(m: ModelConfig) -> float:
+    """Forward + backward FLOPs of one image, from the architecture alone (2 per multiply-add).
+
+    Every nn.Linear costs 2·in·out per row forward and twice that backward (input and weight
+    gradients), except the two whose input needs no gradient (the patch embedding and the first
+    layer on the timestep sinusoids): weight gradient only. Rows are tokens, or one per image for
+    the conditioning (timestep MLP, adaLN). Attention is QKᵀ and AV, 4·T²·d forward per block;
+    PyTorch counts its fused backward as 2.5x that (the kernel recomputes the scores), the plain
+    math as 2x: the test's 2 % tolerance covers either, not attention left out (~8 % here)."""
+    d, pixels, inner = m.hidden_size, m.patch_size**2 * m.in_channels, int(m.hidden_size * m.mlp_ratio)
+    tokens = (m.image_size // m.patch_size) ** 2
+    no_input_grad = 2 * pixels * d * tokens + 2 * 256 * d
+    per_token = tokens * (m.depth * 2 * (3 * d * d + d * d + 2 * d * inner) + 2 * d * pixels)
+    per_image = 2 * d * d + m.depth * 2 * d * 6 * d + 2 * d * 2 * d
+    attention = m.depth * 4 * tokens**2 * d
+    return 2 * no_input_grad + 3 * (per_token + per_image) + 3.5 * attention
+
+
+def check_training(r: dict, batch: int) -> None:
+    for key in ("s_per_step", "img_per_s", "flops_per_step", "flops_per_s", "peak_flops_per_s", "mfu"):
+        assert math.isfinite(r[key]) and r[key] > 0, key
+    assert r["batch_size"] == batch and r["device"] == "cpu" and r["precision"] == "fp32"
+    assert r["img_per_s"] == pytest.approx(batch / r["s_per_step"], rel=1e-9)
+    assert r["flops_per_s"] == pytest.approx(r["flops_per_step"] / r["s_per_step"], rel=1e-9)
+    assert r["mfu"] == pytest.approx(r["flops_per_s"] / r["peak_flops_per_s"], rel=1e-6)
+    model = load_config(None, {"model": {"preset": r["model"]}}).model
+    assert r["flops_per_step"] / batch == pytest.approx(training_flops_per_image(model), rel=0.02)
+
+
+def test_train_throughput_reports_counted_flops_and_mfu(tmp_path):
+    r = run_script("train_throughput.py", [*TINY, "--batch-size", "2", "--steps", "2", "--warmup", "1"], tmp_path / "t.json")
+    assert r["model"] == "tinydit-test" and r["steps_timed"] == 2
+    check_training(r, batch=2)
+
+
+def test_data_throughput_ratio_is_data_over_training(tmp_path):
+    args = [*TINY, "--batch-size", "8", "--train-batch-size", "2", "--num-images", "16", "--runs", "2", "--train-steps", "1"]
+    r = run_script("data_throughput.py", args, tmp_path / "d.json")
+    data = r["data"]
+    assert r["augmentation_level"] == "full" and (data["batch_size"], data["image_size"]) == (8, 16)
+    assert math.isfinite(data["img_per_s"]) and data["img_per_s"] > 0
+    assert data["img_per_s"] == pytest.approx(8 / data["s_per_batch"], rel=1e-9)
+    check_training(r["training"], batch=2)
+    assert r["ratio"] == pytest.approx(data["img_per_s"] / r["training"]["img_per_s"], rel=1e-9)
