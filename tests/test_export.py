@@ -68,6 +68,11 @@ def test_export_writes_self_contained_files_with_metadata(exported):
     graph = proto.graph
     assert [i.name for i in graph.input] == ["x", "t", "label", "cfg_scale"] and [o.name for o in graph.output] == ["v"]
     assert all(v.type.tensor_type.shape.dim[0].dim_param for v in [*graph.input, *graph.output])  # dynamic batch
+    dtypes = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]}
+    f32, i64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+    assert dtypes == {"x": f32, "t": f32, "label": i64, "cfg_scale": f32, "v": f32}
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.input, *graph.output]}
+    assert ranks == {"x": 4, "t": 1, "label": 1, "cfg_scale": 1, "v": 4}
     int8_meta = json.loads((out.parent / "generator_int8.json").read_text())
     assert int8_meta["quantization"].startswith("int8") and int8_meta["checkpoint_sha256"] == meta["checkpoint_sha256"]
     assert (out.parent / "generator_int8.onnx").stat().st_size < out.stat().st_size / 2
