@@ -167,6 +167,7 @@ def test_a_diverged_run_or_bad_input_is_final_and_not_retried(app_module, monkey
         raise error
 
     monkeypatch.setattr("tinycats.train.train", diverge)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     commits = []
     monkeypatch.setattr(module, "volume", SimpleNamespace(commit=lambda: commits.append(1)))
     argv = [str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", str(tmp_path / "out")]
@@ -177,6 +178,15 @@ def test_a_diverged_run_or_bad_input_is_final_and_not_retried(app_module, monkey
     monkeypatch.setattr(module, "upload_data", lambda local, name: None)
     with pytest.raises(SystemExit, match=r"^tinycats: error: training failed for good \(not retried\): "):
         module.main()
+
+
+@pytest.mark.filterwarnings("ignore:The train_remote function is executing locally")
+def test_a_container_without_its_gpu_is_retried_not_run_on_the_cpu(app_module, monkeypatch, tmp_path):
+    module, _, _ = app_module
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("tinycats.train.train", lambda *a, **k: pytest.fail("trained without a GPU"))
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        module.train_remote.local([str(tmp_path / "data")], "auto")
 
 
 def test_a_preemption_is_raised_so_modal_retries_and_every_retry_resumes_the_latest_checkpoint(app_module, monkeypatch, tmp_path):

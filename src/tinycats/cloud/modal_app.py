@@ -31,7 +31,7 @@ VOLUME_PATH = "/vol"
 DEFAULT_GPU = "H100"
 TIMEOUT_S = 24 * 60 * 60  # Modal's maximum for one attempt (1 s to 24 h); each retry is a new attempt
 # 10 is Modal's cap: older clients reject more ("Retries must be between 0 and 10"); the installed 1.6.4 checks only
-# >= 0 and leaves the limit to the server. 11 attempts of 24 h exceed option C's projected 34-85 GPU-hours.
+# >= 0 and leaves the limit to the server. 11 attempts of 24 h exceed option C's projected 37-93 GPU-hours.
 RETRIES = modal.Retries(max_retries=10, initial_delay=30.0, backoff_coefficient=1.0)
 FINAL_ERRORS = (TrainingDiverged, ValueError)  # resume is exact: a retry would fail the same way
 PYTHON_VERSION = "3.11"
@@ -51,7 +51,12 @@ app = modal.App(APP_NAME, image=image)
 
 @app.function(gpu=DEFAULT_GPU, volumes={VOLUME_PATH: volume}, timeout=TIMEOUT_S, retries=RETRIES)
 def train_remote(train_args: list[str], resume: str = "auto") -> dict[str, object]:
-    """`tinycats train` on the volume: see train_on_volume."""
+    """`tinycats train` on the volume: see train_on_volume. A container without its GPU is an
+    infrastructure fault: raised, so Modal retries it, rather than a run that trains on the CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("no CUDA GPU is visible in this container")
     return train_on_volume(train_args, resume, volume.commit)
 
 
