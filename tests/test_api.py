@@ -4,6 +4,8 @@ from PIL import Image
 
 import tinycats
 from tinycats import checkpoint
+from tinycats.errors import HubError
+from tinycats.hub.stage import StageInputs, stage
 from tinycats.train import train
 
 from conftest import tiny_config
@@ -45,7 +47,13 @@ def test_generate_returns_pictures_of_the_requested_breeds(trained):
 
 def test_hub_folder_loads_the_same_network(trained, tmp_path):
     model = tinycats.load_generator(checkpoint.ema_path(trained, 3), device="cpu")
-    model.save_pretrained(tmp_path / "hub")
+    stage(StageInputs(checkpoint.ema_path(trained, 3)), tmp_path / "hub")
     again = tinycats.load_generator(tmp_path / "hub", device="cpu")
     x, t, y = torch.randn(2, 3, 16, 16), torch.rand(2), torch.tensor([0, 13])
-    assert torch.equal(again(x, t, y), model(x, t, y))
+    assert torch.equal(again(x, t, y), model(x, t, y)) and again.sample_config == model.sample_config
+
+
+def test_a_bare_save_pretrained_folder_is_refused_clearly(trained, tmp_path):
+    tinycats.load_generator(checkpoint.ema_path(trained, 3), device="cpu").save_pretrained(tmp_path / "bare")
+    with pytest.raises(HubError, match=r"is not a tinycats config.*--dry-run DIR"):
+        tinycats.load_generator(tmp_path / "bare")

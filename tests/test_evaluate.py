@@ -95,7 +95,9 @@ def test_evaluate_end_to_end_through_the_cli(world, random_inception, tmp_path, 
     assert (inc["kid_subset_size"], inc["isc_splits"], inc["standard_weights"]) == (13, 10, False)
     assert inc["sha256"] == hashlib.sha256(random_inception.read_bytes()).hexdigest()
     assert any("2048" in w for w in r["warnings"]) and any("not the standard" in w for w in r["warnings"])
-    assert r["checkpoint"] == {"path": str(world.ema), "sha256": hashlib.sha256(world.ema.read_bytes()).hexdigest(), "step": 4}
+    digest = hashlib.sha256(world.ema.read_bytes()).hexdigest()
+    weights = checkpoint.weights_sha256(checkpoint.load(world.ema)["model"])
+    assert r["checkpoint"] == {"path": str(world.ema), "sha256": digest, "step": 4, "weights_sha256": weights}
     assert r["sampler"]["steps"] == 2 and r["sampler"]["seed"] == 0
     assert r["model_config"]["preset"] == "tinydit-test"
     assert {"torch", "torchvision", "torch-fidelity", "tinycats"} <= set(r["versions"])

@@ -52,11 +52,20 @@ def session(path: Path) -> ort.InferenceSession:
 
 def test_export_writes_self_contained_files_with_metadata(exported):
     ckpt, out, printed = exported
-    names = {"generator.onnx", "generator.json", "generator_int8.onnx", "generator_int8.json"}
+    names = {"generator.onnx", "generator.json", "generator_int8.onnx"}
     assert {p.name for p in out.parent.iterdir()} == names  # no external weight files
     proto = onnx.load(str(out))
     meta = json.loads({p.key: p.value for p in proto.metadata_props}["tinycats"])
-    assert meta == json.loads((out.parent / "generator.json").read_text())
+    side = json.loads((out.parent / "generator.json").read_text())
+    files = side.pop("files")
+    assert side == {k: v for k, v in meta.items() if k != "quantization"}
+    for kind, name in (("fp32", "generator.onnx"), ("int8", "generator_int8.onnx")):
+        data = (out.parent / name).read_bytes()
+        assert files[kind]["path"] == name and files[kind]["bytes"] == len(data)
+        assert files[kind]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert files["fp32"]["quantization"] == "none" and files["int8"]["quantization"].startswith("int8")
+    weights = checkpoint.load(ckpt)["model"]
+    assert meta["weights_sha256"] == checkpoint.weights_sha256(weights)
     assert meta["class_names"] == list(CLASS_NAMES) and meta["null_index"] == 13
     assert meta["image_size"] == 16 and meta["channels"] == 3 and meta["prediction"] == "x"
     assert (meta["recommended_sampler"], meta["recommended_steps"], meta["recommended_cfg_scale"]) == ("heun", 3, 2.5)
@@ -73,8 +82,10 @@ def test_export_writes_self_contained_files_with_metadata(exported):
     assert dtypes == {"x": f32, "t": f32, "label": i64, "cfg_scale": f32, "v": f32}
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.input, *graph.output]}
     assert ranks == {"x": 4, "t": 1, "label": 1, "cfg_scale": 1, "v": 4}
-    int8_meta = json.loads((out.parent / "generator_int8.json").read_text())
-    assert int8_meta["quantization"].startswith("int8") and int8_meta["checkpoint_sha256"] == meta["checkpoint_sha256"]
+    int8_meta = json.loads(
+        {p.key: p.value for p in onnx.load(str(out.parent / "generator_int8.onnx")).metadata_props}["tinycats"]
+    )
+    assert int8_meta["quantization"].startswith("int8") and int8_meta["weights_sha256"] == meta["weights_sha256"]
     assert (out.parent / "generator_int8.onnx").stat().st_size < out.stat().st_size / 2
     assert f"generator.onnx ({out.stat().st_size / 1e6:.2f} MB)" in printed
 

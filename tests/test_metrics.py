@@ -166,7 +166,8 @@ def test_fidelity_metrics_match_independent_computations(image_sets):
     # Equal set sizes: every KID subset is the whole set in some order, so the mean is the full
     # unbiased MMD^2 and the spread is zero.
     assert s["kid_subset_size"] == 40
-    assert v["kid_mean"] == pytest.approx(kid_numpy(fg, fr), rel=1e-5)
+    # KID is a difference of float32 kernel sums (cancellation): 1e-5 held on one CPU, not on another.
+    assert v["kid_mean"] == pytest.approx(kid_numpy(fg, fr), rel=1e-4)
     assert v["kid_std"] < 1e-3 * abs(v["kid_mean"])  # float32 sums in a different order only
     precision, recall = precision_recall_numpy(fg, fr)
     assert (v["precision"], v["recall"]) == pytest.approx((precision, recall))

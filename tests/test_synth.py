@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tinycats.breeds import CLASS_NAMES
+from tinycats.data.source import describe
 from tinycats.data.synth import preview_grid, render_cat, write_dataset
 
 
@@ -54,7 +56,10 @@ def test_write_dataset_layout_and_reproducibility(tmp_path: Path) -> None:
     expected = {
         f"{split}/{name}/{name}_{i:05d}.png" for split, n in (("train", 2), ("test", 1)) for name in CLASS_NAMES for i in range(n)
     }
-    assert set(first) == expected  # no stray temp files either
+    assert set(first) == expected | {"toy-cats.json"}  # no stray temp files either
+    marker = json.loads(first["toy-cats.json"])
+    assert (marker["seed"], marker["image_size"], marker["per_class"], marker["test_per_class"]) == (3, 16, 2, 1)
+    assert describe(tmp_path / "a")["source"] == "toy-cats"
     for split in ("train", "test"):
         assert sorted(p.name for p in (tmp_path / "a" / split).iterdir()) == sorted(CLASS_NAMES)
     with Image.open(tmp_path / "a" / "train" / "Bombay" / "Bombay_00001.png") as image:

@@ -36,7 +36,13 @@ def test_checkpoints_load_with_weights_only_and_hold_the_full_state(image_folder
     assert full["step"] == 2 and full["data_position"] == 2 * 4
     assert full["config"]["model"]["class_names"][12] == "Other"
     ema = torch.load(checkpoint.ema_path(tmp_path / "ck", 2), weights_only=True)
-    assert set(ema) == {"format", "step", "model", "config"}
+    assert set(ema) == {"format", "step", "model", "config", "data"}
+    assert ema["data"] == {
+        "source": "image-folder",
+        "name": f"an image folder ({image_folder.name})",
+        "url": None,
+        "folder": image_folder.name,
+    }
     assert all(torch.equal(ema["model"][k], full["ema"]["model"][k]) for k in ema["model"])
 
 

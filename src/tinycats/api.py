@@ -17,12 +17,12 @@ from PIL import Image
 from tinycats import checkpoint
 from tinycats.breeds import class_index
 from tinycats.config import ModelConfig, SampleConfig
+from tinycats.hub import layout as hub_layout
+from tinycats.hub import load as hub_load
 from tinycats.images import to_pil
 from tinycats.model import TinyDiT
 from tinycats.runtime import pick_device
 from tinycats.sampling import sample
-
-HF_PREFIX = "hf://"
 
 
 def load_generator(path: str | Path, device: str = "auto") -> TinyDiT:
@@ -30,19 +30,16 @@ def load_generator(path: str | Path, device: str = "auto") -> TinyDiT:
     `.sample_config` (the sampler it was trained to recommend).
 
     `path` is a dit_step_N_ema.pt or dit_step_N.pt file, a folder holding config.json +
-    model.safetensors (the Hub format), or hf://OWNER/REPO to download that folder from the Hub.
+    model.safetensors (the Hub layout, docs/hub.md), or hf://OWNER/REPO[@REVISION] to read that
+    folder from the Hub (and its cache afterwards).
     """
-    path_str = str(path)
-    if path_str.startswith(HF_PREFIX) or Path(path_str, "config.json").is_file():
-        source = path_str.removeprefix(HF_PREFIX)
-        model = TinyDiT.from_pretrained(source)
-        model.sample_config = SampleConfig()
+    if hub_layout.is_ref(path) or Path(path).is_dir():
+        model = hub_load.load_model(hub_load.local_folder(str(path)) if hub_layout.is_ref(path) else Path(path))
     else:
         state = checkpoint.load(path)
         config = state["config"]
         model = TinyDiT(ModelConfig(**config["model"]))
-        weights = state["ema"]["model"] if state["format"] == checkpoint.TRAIN_FORMAT else state["model"]
-        model.load_state_dict(weights, strict=True)
+        model.load_state_dict(checkpoint.ema_weights(state), strict=True)
         model.sample_config = SampleConfig(**config["sample"])
     return model.to(pick_device(device)).eval().requires_grad_(False)
 

@@ -30,7 +30,7 @@ import torch
 from tinycats import onnx_sampler
 from tinycats.api import load_generator
 from tinycats.benchmark_report import PeakMemory, environment, file_sizes
-from tinycats.checkpoint import sha256, weights_file
+from tinycats.checkpoint import sha256, weights_file, weights_sha256
 from tinycats.config import SampleConfig
 from tinycats.export import INPUT_NAMES, GuidedStep, example_inputs, image_shape, int8_path
 from tinycats.flow import velocity
@@ -259,6 +259,7 @@ def run_benchmark(
         "model": {
             "checkpoint": str(checkpoint),
             "checkpoint_sha256": checkpoint_sha,
+            "weights_sha256": weights_sha256(model.state_dict()),
             "preset": model.config.preset,
             "parameters": sum(p.numel() for p in model.parameters()),
             "image_size": model.config.image_size,

@@ -92,12 +92,29 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def ema_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights that sampling uses: the EMA network's, from either kind of checkpoint."""
+    return state["ema"]["model"] if state["format"] == TRAIN_FORMAT else state["model"]
+
+
+def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """The identity of a set of weights, whatever file holds them: sha256 over the tensors' names,
+    dtypes, shapes and bytes in name order. A dit_step_N_ema.pt, the EMA half of dit_step_N.pt and
+    the Hub folder's model.safetensors of the same network share it, so exports and reports can
+    be matched to the weights they were made from even after the weights changed container."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def weights_file(checkpoint: str | Path) -> Path:
     """The file that holds a checkpoint's weights: the .pt itself, or a Hub folder's safetensors."""
-    text = str(checkpoint)
-    if text.startswith("hf://"):
-        from huggingface_hub import hf_hub_download
+    from tinycats.hub import layout, load
 
-        return Path(hf_hub_download(text.removeprefix("hf://"), "model.safetensors"))
-    path = Path(text)
-    return path / "model.safetensors" if path.is_dir() else path
+    if layout.is_ref(checkpoint):
+        return load.local_folder(str(checkpoint)) / layout.WEIGHTS
+    path = Path(checkpoint)
+    return path / layout.WEIGHTS if path.is_dir() else path

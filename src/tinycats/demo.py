@@ -1,7 +1,9 @@
 """`tinycats demo`: the main job end to end on the embedded toy-cats data, offline, on a CPU.
 
 Render toy cats -> train the cpu-demo preset -> train the breed classifier that judges it ->
-sample every breed -> evaluate (breed accuracy, FD-classifier, memorisation) -> summary.md.
+sample every breed -> evaluate (breed accuracy, FD-classifier, memorisation) -> export ONNX
+(fp32 + int8, verified against PyTorch) -> stage the Hub repo folder exactly as `tinycats upload
+--dry-run` would (demo/hub/) -> summary.md.
 Running it again reuses what is already there: an interrupted training run resumes, a finished
 one is not redone, an existing classifier is kept.
 """
@@ -19,7 +21,9 @@ from tinycats.data.synth import write_dataset
 from tinycats.evaluate import classifier as classifier_lib
 from tinycats.evaluate.run import EvalSettings, evaluate
 from tinycats.evaluate.settings import ClassifierSettings
+from tinycats.export import Exported, export_onnx
 from tinycats.gallery import write_gallery
+from tinycats.hub.stage import StageInputs, stage
 from tinycats.model import count_parameters
 from tinycats.train import train
 
@@ -67,8 +71,18 @@ def run_demo(out: str | Path, config: str = "cpu-demo", steps: int | None = None
     )  # fmt: skip
     timed("evaluate", start)
 
+    start = time.perf_counter()
+    exported = export_onnx(ema_file, out / "onnx" / "generator.onnx", quantize=True, verify=True)
+    timed("export ONNX (fp32 + int8, verified)", start)
+
+    start = time.perf_counter()
+    inputs = StageInputs(ema_file, exported.onnx, out / "evaluation_report.json", samples_dir=out / "samples")
+    staged = stage(inputs, out / "hub")
+    timed("stage the Hub folder (dry run)", start)
+
     summary = out / "summary.md"
-    summary.write_text(_summary(cfg, model, ema_file, gallery.overview.relative_to(out), report, timings))
+    text = _summary(cfg, model, ema_file, gallery.overview.relative_to(out), report, timings)
+    summary.write_text(text + _shipping(out, exported, staged))
     return summary
 
 
@@ -135,4 +149,30 @@ Full report: `evaluation_report.md` / `evaluation_report.json`.
 
 Weights: `{ema_file}`. Sample again with
 `tinycats sample --checkpoint {ema_file} --all-breeds --num-samples 16`.
+"""
+
+
+def _shipping(out: Path, exported: Exported, staged: dict[str, int]) -> str:
+    check = exported.verification  # the demo always verifies
+    drift = "\n".join(f"| {kind} | {d.max_abs:.0f} | {d.mean_abs:.3f} |" for kind, d in check.drift.items())
+    files = "\n".join(f"| `{rel}` | {size / 1e3:,.1f} kB |" for rel, size in staged.items())
+    hub = out / "hub"
+    return f"""
+## Shipped: ONNX and the Hub folder
+
+`{exported.onnx}` is one guided step; against PyTorch it differs by at most {check.fp32_max_error:.1e} on one
+step, and whole samples (same seed and sampler) differ by:
+
+| file | max levels of 255 | mean levels |
+|---|---|---|
+{drift}
+
+`{hub}` is the repo folder `tinycats upload` would publish (nothing was sent):
+
+| file | size |
+|---|---|
+{files}
+
+Publish it with `tinycats upload --staged {hub} --repo-id OWNER/REPO` (a write token in `HF_TOKEN` or
+`hf auth login`); anyone can then sample it with `tinycats sample --checkpoint hf://OWNER/REPO --all-breeds`.
 """

@@ -16,3 +16,7 @@ class TrainingInterrupted(RuntimeError):
         super().__init__(f"stopped by signal {signum}; state saved to {saved}; continue with --resume {saved}")
         self.signum, self.saved = signum, saved
         self.exit_code = 128 + signum
+
+
+class HubError(ValueError):
+    """A Hub repo folder, reference or upload that is wrong or failed, with what to do about it."""

@@ -30,7 +30,7 @@ from torch import nn
 import tinycats
 from tinycats import onnx_sampler
 from tinycats.api import load_generator
-from tinycats.checkpoint import sha256, weights_file
+from tinycats.checkpoint import sha256, weights_file, weights_sha256
 from tinycats.flow import to_velocity
 from tinycats.grids import to_uint8
 from tinycats.model import TinyDiT
@@ -42,6 +42,7 @@ FP32_TOLERANCE = 1e-4
 INPUT_NAMES = ("x", "t", "label", "cfg_scale")
 OUTPUT_NAME = "v"
 TIME_CONVENTION = "t = 0 is noise, t = 1 is data; x_t = t*x + (1-t)*eps; v = x - eps; integrate dx/dt = v from t = 0 to 1"
+INT8_QUANTIZATION = "int8 dynamic (QInt8 weights)"
 GUIDANCE = "inside the graph: v = v_null + cfg_scale * (v_cond - v_null); cfg_scale = 1 is conditional; do not guide again"
 
 
@@ -121,6 +122,7 @@ def metadata(model: TinyDiT, checkpoint: str | Path, opset: int, quantization: s
         "recommended_guidance_interval": list(rec.guidance_interval),
         "checkpoint": Path(str(checkpoint)).name,
         "checkpoint_sha256": sha256(weights_file(checkpoint)),
+        "weights_sha256": weights_sha256(model.state_dict()),
         "opset": opset,
         "quantization": quantization,
         "inputs": {
@@ -135,14 +137,34 @@ def metadata(model: TinyDiT, checkpoint: str | Path, opset: int, quantization: s
 
 def write_metadata(onnx_path: Path, meta: dict[str, Any]) -> None:
     """As JSON into the model's metadata_props under the key "tinycats" (other keys, such as the
-    quantiser's, are kept) and into a sidecar <name>.json that a browser can fetch directly."""
+    quantiser's, are kept), so the file describes itself wherever it is copied."""
     proto = onnx.load(str(onnx_path))
     others = [(p.key, p.value) for p in proto.metadata_props if p.key != onnx_sampler.METADATA_KEY]
     del proto.metadata_props[:]
     for key, value in [*others, (onnx_sampler.METADATA_KEY, json.dumps(meta))]:
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(onnx_path))
-    sidecar_path(onnx_path).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def sidecar(meta: dict[str, Any], files: dict[str, Path]) -> dict[str, Any]:
+    """The JSON a browser fetches before any ONNX file: the fp32 file's metadata, and for each
+    precision ("fp32", "int8") the file's name relative to the sidecar, its sha256, size and
+    quantisation. A file cannot carry its own hash, so these live beside the graphs."""
+    quantization = {"fp32": "none", "int8": INT8_QUANTIZATION}
+    entries = {
+        kind: {"path": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "quantization": quantization[kind]}
+        for kind, path in files.items()
+    }
+    return {**{k: v for k, v in meta.items() if k != "quantization"}, "files": entries}
+
+
+def write_sidecar(fp32: Path, meta: dict[str, Any], files: dict[str, Path]) -> Path:
+    """Write `sidecar(meta, files)` to <fp32 stem>.json; every file must sit in fp32's folder."""
+    if any(path.parent != fp32.parent for path in files.values()):
+        raise ExportError(f"the ONNX files {', '.join(map(str, files.values()))} must share one folder with their sidecar")
+    path = sidecar_path(fp32)
+    path.write_text(json.dumps(sidecar(meta, files), indent=2) + "\n")
+    return path
 
 
 def example_inputs(shape: tuple[int, int, int], num_classes: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -207,14 +229,16 @@ def export_onnx(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     export_graph(model, output, opset)
-    write_metadata(output, metadata(model, checkpoint, opset, "none"))
-    written = [output, sidecar_path(output)]
+    meta = metadata(model, checkpoint, opset, "none")
+    write_metadata(output, meta)
+    files = {"fp32": output}
     int8 = None
     if quantize:
         int8 = int8_path(output)
         quantize_int8(output, int8)
-        write_metadata(int8, metadata(model, checkpoint, opset, "int8 dynamic (QInt8 weights)"))
-        written += [int8, sidecar_path(int8)]
+        write_metadata(int8, metadata(model, checkpoint, opset, INT8_QUANTIZATION))
+        files["int8"] = int8
+    written = [*files.values(), write_sidecar(output, meta, files)]
     exported = Exported(output, sidecar_path(output), int8, {p.name: p.stat().st_size for p in written})
     if verify:
         exported.verification = verify_export(model, exported)

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tinycats import checkpoint, distributed, flow, optim
 from tinycats.config import RunConfig
-from tinycats.data import augment
+from tinycats.data import augment, source
 from tinycats.data.folder import build_cache, scan
 from tinycats.data.stream import IndexStream
 from tinycats.ema import EMA
@@ -104,6 +104,7 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
     if resume and list(data.class_names) != list(cfg.model.class_names):
         raise ValueError(f"{data_dir} has classes {data.class_names}, the checkpoint was trained on {cfg.model.class_names}")
     cfg.model.class_names = list(data.class_names)
+    data_source = source.describe(data_dir)
     # The logger opens its files only now, so a wrong data folder leaves no empty outputs/ behind.
     log = TrainLogger(log_dir, tc.steps, resume["step"] if resume else 0, ctx.is_main, progress)
     if data.skipped:
@@ -140,9 +141,8 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
         paths = (checkpoint.train_path(ckpt_dir, at), checkpoint.ema_path(ckpt_dir, at))
         if ctx.is_main:
             config = cfg.to_dict()
-            checkpoint.save_atomic(
-                {"format": checkpoint.EMA_FORMAT, "step": at, "model": ema.model.state_dict(), "config": config}, paths[1]
-            )
+            ema_state = {"format": checkpoint.EMA_FORMAT, "step": at, "model": ema.model.state_dict()}
+            checkpoint.save_atomic({**ema_state, "config": config, "data": data_source}, paths[1])
             checkpoint.save_atomic(
                 {
                     "format": checkpoint.TRAIN_FORMAT,
@@ -154,6 +154,7 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
                     "scheduler": sched.state_dict(),
                     "rng": checkpoint.rng_state(),
                     "config": config,
+                    "data": data_source,
                     "world_size": ctx.world_size,
                 },
                 paths[0],

@@ -9,10 +9,20 @@ import os
 import sys
 
 from tinycats import __version__
-from tinycats.cli import benchmark_cmd, classifier_cmd, data_cmd, demo_cmd, evaluate_cmd, export_cmd, sample_cmd, train_cmd
+from tinycats.cli import (
+    benchmark_cmd,
+    classifier_cmd,
+    data_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    export_cmd,
+    sample_cmd,
+    train_cmd,
+    upload_cmd,
+)
 from tinycats.errors import TrainingDiverged, TrainingInterrupted
 
-COMMANDS = (demo_cmd, data_cmd, train_cmd, sample_cmd, export_cmd, benchmark_cmd, evaluate_cmd, classifier_cmd)
+COMMANDS = (demo_cmd, data_cmd, train_cmd, sample_cmd, export_cmd, benchmark_cmd, evaluate_cmd, classifier_cmd, upload_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

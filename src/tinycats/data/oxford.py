@@ -36,13 +36,14 @@ from tqdm.auto import tqdm
 
 from tinycats.breeds import CAT_BREEDS, CLASS_NAMES, OTHER
 from tinycats.data.folder import DataError
+from tinycats.data.source import OXFORD_MANIFEST
 
 HOME_PAGE = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
 # file name -> (url, md5): "images.tar.gz" and "annotations.tar.gz", as torchvision lists them.
 RESOURCES: dict[str, tuple[str, str]] = {url.rsplit("/", 1)[1]: (url, md5) for url, md5 in OxfordIIITPet._RESOURCES}
 SPLITS = {"train": "trainval.txt", "test": "test.txt"}  # our split -> the official list
 LISTS = (*SPLITS.values(), "list.txt")
-MANIFEST = "oxford-pet.json"
+MANIFEST = OXFORD_MANIFEST
 NETWORK_ERRORS = (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError)
 
 

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from tinycats.breeds import CLASS_NAMES
+from tinycats.data.source import write_toy_cats_marker
 from tinycats.data.synth_breeds import BREEDS, WHITE, Breed
 from tinycats.data.synth_draw import (
     PATTERNS,
@@ -348,6 +349,10 @@ def write_dataset(
             with multiprocessing.Pool(workers) as pool:
                 for _ in pool.imap_unordered(_write_one, jobs, chunksize=chunk):
                     bar.update()
+    root.mkdir(parents=True, exist_ok=True)
+    write_toy_cats_marker(
+        root, {"seed": seed, "image_size": image_size, "per_class": per_class, "test_per_class": test_per_class}
+    )
     return counts
 
 

@@ -15,7 +15,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from tinycats.checkpoint import sha256, weights_file
+import torch
+
+from tinycats.checkpoint import sha256, weights_file, weights_sha256
 
 # Which way is better, for the change against a baseline. Others (std, reference values, the
 # memorised fraction, whose ideal is the test set's own fraction) have no direction.
@@ -228,10 +230,12 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def checkpoint_identity(path: str) -> dict[str, Any]:
-    """Path, sha256 (of the file, or of a Hub folder's model.safetensors) and step of a checkpoint."""
+def checkpoint_identity(path: str, model: torch.nn.Module) -> dict[str, Any]:
+    """Path, sha256 (of the file, or of a Hub folder's model.safetensors), step, and the identity
+    of the weights themselves (`checkpoint.weights_sha256`, the same in every container)."""
     match = re.search(r"dit_step_(\d+)(?:_ema)?\.pt$", str(path))
-    return {"path": str(path), "sha256": _sha256_of(path), "step": int(match.group(1)) if match else None}
+    step = int(match.group(1)) if match else None
+    return {"path": str(path), "sha256": _sha256_of(path), "step": step, "weights_sha256": weights_sha256(model.state_dict())}
 
 
 def _sha256_of(path: str) -> str | None:

@@ -172,7 +172,7 @@ def evaluate(s: EvalSettings) -> dict[str, Any]:
     found.drop_non_finite()
     result: dict[str, Any] = {
         "format": "tinycats-evaluation-v1",
-        "checkpoint": report.checkpoint_identity(s.checkpoint),
+        "checkpoint": report.checkpoint_identity(s.checkpoint, model),
         "model_config": dataclasses.asdict(model.config),
         "sampler": {**dataclasses.asdict(settings), "seed": s.seed} if settings else None,
         "data": {
