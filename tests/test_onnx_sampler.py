@@ -16,7 +16,7 @@ from tinycats.config import SampleConfig
 from tinycats.export import export_onnx
 from tinycats.grids import to_uint8
 from tinycats.sampling import sample
-from tinycats.solvers import initial_noise
+from tinycats.noise import initial_noise
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import torch
 from tinycats.config import MODEL_PRESETS, ModelConfig, SampleConfig
 from tinycats.model import TinyDiT
 from tinycats.sampling import sample
-from tinycats.solvers import euler, guided, heun, initial_noise, model_calls
+from tinycats.noise import initial_noise
+from tinycats.solvers import euler, guided, heun, model_calls
 
 
 def test_solvers_integrate_from_zero_to_one_with_the_expected_order():

@@ -37,7 +37,8 @@ from tinycats.flow import velocity
 from tinycats.perf import time_per_call
 from tinycats.runtime import autocast
 from tinycats.sampling import sample
-from tinycats.solvers import euler, guided, initial_noise, model_calls
+from tinycats.noise import initial_noise
+from tinycats.solvers import euler, guided, model_calls
 
 NAIVE_STEPS = 50
 Call = Callable[[], object]

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from tinycats.config import SampleConfig
 from tinycats.grids import Gallery, gallery_order, save_gallery, to_uint8
-from tinycats.solvers import SOLVERS, initial_noise
+from tinycats.noise import initial_noise
+from tinycats.solvers import SOLVERS
 
 METADATA_FORMAT = "tinycats-onnx-v1"
 METADATA_KEY = "tinycats"  # the metadata_props entry holding the JSON metadata

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from tinycats.config import SampleConfig
 from tinycats.flow import velocity
-from tinycats.solvers import SOLVERS, guided, initial_noise
+from tinycats.noise import initial_noise
+from tinycats.solvers import SOLVERS, guided
 
 
 def guided_velocity(model: torch.nn.Module, labels: torch.Tensor, cfg_scale: float, interval: tuple[float, float]):

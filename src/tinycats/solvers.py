@@ -1,10 +1,9 @@
-"""ODE solvers and the initial noise, written for numpy arrays and torch tensors alike.
+"""ODE solvers, written for numpy arrays and torch tensors alike.
 
 Sampling integrates dx/dt = v(x, t) from t = 0 (noise) to t = 1 (data). The solvers only add and
 scale arrays, so the PyTorch sampler and the ONNX-only sampler (which must import without torch)
-share them, and with them the exact order of operations. The noise for image i is drawn from
-numpy's generator seeded with (seed, i): an image does not depend on the batch it is drawn in,
-nor on the backend that denoises it.
+share them, and with them the exact order of operations; web/src/solvers.js repeats that order in
+float32 for the browser. The initial noise is `tinycats.noise`.
 """
 
 from __future__ import annotations
@@ -13,15 +12,8 @@ import itertools
 from collections.abc import Callable
 from typing import TypeVar
 
-import numpy as np
-
 Array = TypeVar("Array")
 VelocityFn = Callable[[Array, float], Array]
-
-
-def initial_noise(seed: int, indices: range | list[int], shape: tuple[int, ...]) -> np.ndarray:
-    """Standard normal noise [len(indices), *shape], image i seeded by (seed, i)."""
-    return np.stack([np.random.default_rng([seed, i]).standard_normal(shape, dtype=np.float32) for i in indices])
 
 
 def time_grid(steps: int) -> list[float]:

@@ -19,10 +19,22 @@ from tinycats.cli import (
     sample_cmd,
     train_cmd,
     upload_cmd,
+    web_cmd,
 )
 from tinycats.errors import TrainingDiverged, TrainingInterrupted
 
-COMMANDS = (demo_cmd, data_cmd, train_cmd, sample_cmd, export_cmd, benchmark_cmd, evaluate_cmd, classifier_cmd, upload_cmd)
+COMMANDS = (
+    demo_cmd,
+    data_cmd,
+    train_cmd,
+    sample_cmd,
+    export_cmd,
+    benchmark_cmd,
+    evaluate_cmd,
+    classifier_cmd,
+    upload_cmd,
+    web_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,12 @@
+// Build the static site into dist/: our page files and the onnxruntime-web files it loads
+// (from node_modules, installed from the lockfile), so any static host serves one folder.
+import { cpSync, mkdirSync, rmSync } from "node:fs";
+
+const ORT = "node_modules/onnxruntime-web/dist";
+const ORT_FILES = ["ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"];
+
+rmSync("dist", { recursive: true, force: true });
+cpSync("src", "dist", { recursive: true });
+mkdirSync("dist/ort");
+for (const name of ORT_FILES) cpSync(`${ORT}/${name}`, `dist/ort/${name}`);
+console.log(`built dist/ (page + ${ORT_FILES.length} onnxruntime-web files)`);
