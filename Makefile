@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The oldest huggingface_hub that pyproject.toml declares, beside the pinned one, for tests/test_hub.py.
 HUB_OLDEST := $(VENV)/hub-oldest
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean web chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,23 @@ $(HUB_OLDEST)/.installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --target $(HUB_OLDEST) "huggingface_hub==1.0.1"
 	touch $@
 
-test: $(STAMP) $(HUB_OLDEST)/.installed
+# The browser page: npm packages from the lockfile, built into web/dist (tinycats web serves it).
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web/dist/index.html: web/node_modules/.installed web/build.mjs $(wildcard web/src/*)
+	cd web && node build.mjs
+
+web: web/dist/index.html
+
+# Debian's Chromium for the browser tests (playwright-core drives it; it downloads no browser).
+chromium:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) $(HUB_OLDEST)/.installed web chromium
 	$(BIN)/ruff check src tests benchmarks
 	PYTHONPATH=$(HUB_OLDEST) $(BIN)/python -m pytest -q tests/test_hub.py
 	$(BIN)/python -m pytest -q
@@ -33,4 +49,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo build src/*.egg-info
+	rm -rf $(VENV) demo build src/*.egg-info web/node_modules web/dist

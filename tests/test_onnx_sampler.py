@@ -15,8 +15,8 @@ from tinycats.cli import main
 from tinycats.config import SampleConfig
 from tinycats.export import export_onnx
 from tinycats.grids import to_uint8
-from tinycats.sampling import sample
 from tinycats.noise import initial_noise
+from tinycats.sampling import sample
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import torch
 
 from tinycats.config import MODEL_PRESETS, ModelConfig, SampleConfig
 from tinycats.model import TinyDiT
-from tinycats.sampling import sample
 from tinycats.noise import initial_noise
+from tinycats.sampling import sample
 from tinycats.solvers import euler, guided, heun, model_calls
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -129,7 +128,7 @@ def canvas_rgb(result: dict) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def runs(site, tmp_path_factory):
+def runs(site):
     settings = {"breed": "Siamese", "seed": 3, "steps": 4, "sampler": "heun", "cfg": 2.5, "n": 2}
     urls = {
         "fp32": page_url(site, model=site.hub(), precision="fp32", **settings),
@@ -140,13 +139,11 @@ def runs(site, tmp_path_factory):
         "missing": page_url(site, model=site.hub("tinycats-test/missing")),
         "bad_breed": page_url(site, model=site.hub(), breed="Tiger"),
     }
-    shot = tmp_path_factory.mktemp("shot") / "page.png"
-    results = drive(list(urls.values()), screenshot=None)
-    return dict(zip(urls, results)), settings, shot
+    return dict(zip(urls, drive(list(urls.values())))), settings
 
 
 def test_fp32_in_the_browser_is_the_python_onnx_image(site, runs):
-    results, s, _ = runs
+    results, s = runs
     r = results["fp32"]
     assert r["state"] == "done", r["message"]
     expected = python_image(site.folder, "fp32", 10, s["seed"], s["steps"], s["sampler"], s["cfg"])
@@ -156,7 +153,7 @@ def test_fp32_in_the_browser_is_the_python_onnx_image(site, runs):
 
 
 def test_int8_in_the_browser_is_the_python_int8_image(site, runs):
-    results, s, _ = runs
+    results, s = runs
     r = results["int8"]
     assert r["state"] == "done", r["message"]
     expected = python_image(site.folder, "int8", 10, s["seed"], s["steps"], s["sampler"], s["cfg"])
@@ -164,7 +161,7 @@ def test_int8_in_the_browser_is_the_python_int8_image(site, runs):
 
 
 def test_isolated_multithreaded_wasm_loopback_only_and_no_console_errors(runs):
-    results, _, _ = runs
+    results, _ = runs
     for name in ("fp32", "int8", "again", "local"):
         r = results[name]
         assert r["isolated"] is True, name
@@ -177,13 +174,13 @@ def test_isolated_multithreaded_wasm_loopback_only_and_no_console_errors(runs):
 
 
 def test_a_second_visit_loads_from_the_cache(runs):
-    results, _, _ = runs
+    results, _ = runs
     assert "downloaded" in results["fp32"]["status"] and "from the cache" in results["again"]["status"]
     assert np.array_equal(canvas_rgb(results["again"]), canvas_rgb(results["fp32"]))
 
 
 def test_the_default_model_is_the_served_folder(site, runs):
-    results, _, _ = runs
+    results, _ = runs
     r = results["local"]
     assert r["state"] == "done", r["message"]
     meta = json.loads((site.folder / layout.SIDECAR).read_text())
@@ -194,6 +191,6 @@ def test_the_default_model_is_the_served_folder(site, runs):
 
 @pytest.mark.parametrize(("name", "words"), [("bad_hash", "sha256"), ("missing", "404"), ("bad_breed", "unknown breed")])
 def test_failures_end_in_error_with_a_visible_message(runs, name, words):
-    results, _, _ = runs
+    results, _ = runs
     r = results[name]
     assert r["state"] == "error" and words in r["message"] and r["messageVisible"], r["message"]

@@ -34,10 +34,10 @@ from tinycats.checkpoint import sha256, weights_file, weights_sha256
 from tinycats.config import SampleConfig
 from tinycats.export import INPUT_NAMES, GuidedStep, example_inputs, image_shape, int8_path
 from tinycats.flow import velocity
+from tinycats.noise import initial_noise
 from tinycats.perf import time_per_call
 from tinycats.runtime import autocast
 from tinycats.sampling import sample
-from tinycats.noise import initial_noise
 from tinycats.solvers import euler, guided, model_calls
 
 NAIVE_STEPS = 50

@@ -14,6 +14,7 @@ let base = null;
 let loadedKey = null;
 let info = null;
 let runId = 0;
+let callMs = [];
 
 function setState(state, message = "") {
   document.documentElement.dataset.state = state;
@@ -46,6 +47,7 @@ function showDownload(received, total) {
 }
 
 function showStep({ call, total, ms }) {
+  callMs.push(ms);
   $("progress").value = call / total;
   $("progress-text").textContent = `network call ${call} / ${total} · ${ms.toFixed(0)} ms`;
 }
@@ -123,6 +125,7 @@ async function generate() {
   await ensureSession(s.precision);
   const id = ++runId;
   setState("generating", `generating ${s.n} × ${meta.class_names[s.breed]} (seed ${s.seed}, ${s.sampler}, ${s.steps} steps, guidance ${s.cfg})…`);
+  callMs = [];
   const started = performance.now();
   const previewEvery = Math.max(1, Math.round(s.steps / 5));
   const labels = Array(s.n).fill(s.breed);
@@ -145,6 +148,9 @@ async function generate() {
     .forEach(([k, v]) => url.searchParams.set(k, v));
   url.searchParams.delete("generate");
   history.replaceState(null, "", url);
+  // For benchmarks/web_latency.py: the whole generation and the median network call, in ms.
+  const sorted = [...callMs].sort((a, b) => a - b);
+  Object.assign(document.documentElement.dataset, { generationMs: ms.toFixed(2), callMsMedian: sorted[sorted.length >> 1].toFixed(2), calls: callMs.length });
   setState("done", `${s.n} image(s) in ${(ms / 1000).toFixed(2)} s (${(ms / s.n).toFixed(0)} ms per image)`);
 }
 
@@ -156,7 +162,10 @@ async function main() {
   $("randomise").onclick = () => { $("seed").value = String(Math.floor(Math.random() * 2 ** 31)); };
   $("cancel").onclick = () => worker.postMessage({ type: "cancel", id: runId });
   $("model").onchange = () => { loadedKey = null; openModel().catch(fail); };
-  $("controls").onsubmit = (event) => { event.preventDefault(); generate().catch(fail); };
+  $("controls").onsubmit = (event) => {
+    event.preventDefault();
+    generate().catch((err) => (err.message === "cancelled" ? setState("ready", "cancelled") : fail(err)));
+  };
   await openModel();
   if (params.get("generate") === "1") await generate();
 }

@@ -117,6 +117,9 @@ def _usage(repo: str, files: list[str]) -> str:
             f"`v`); integrate dx/dt = v from t = 0 (noise) to t = 1 (image) and do not apply guidance again. "
             f"`{layout.SIDECAR}` holds the class names, the recommended sampler and each file's sha256.",
             "",
+            f"In a browser (onnxruntime-web, from a clone of tinycats): `make web && tinycats web --model {s}`; the page reads "
+            f"this repo through `https://huggingface.co/{repo}/resolve/<revision>/`.",
+            "",
         ]
     return "\n".join(lines)
 
