@@ -28,7 +28,9 @@ from tinycats.model import count_parameters
 from tinycats.train import train
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 300, 40
-GALLERY_PER_BREED, EVAL_PER_BREED, CLASSIFIER_EPOCHS = 8, 30, 8
+# 6 classifier epochs judge as well as 8 (100 % on the real test images) and pay for the ONNX export
+# inside the 15-minute budget.
+GALLERY_PER_BREED, EVAL_PER_BREED, CLASSIFIER_EPOCHS = 8, 30, 6
 
 
 def run_demo(out: str | Path, config: str = "cpu-demo", steps: int | None = None, device: str = "cpu") -> Path:

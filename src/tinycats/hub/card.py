@@ -51,16 +51,17 @@ def build_card(
                         metric_value=float(value),
                     )
                 )
+    name = repo_id.split("/")[-1] if repo_id else f"tinycats-{config['preset']}"
     card_data = ModelCardData(
         library_name="tinycats",
         license=LICENSE,
         tags=TAGS,
         datasets=[dataset] if dataset in ("oxford-iiit-pet", "toy-cats") else None,
-        model_name=repo.split("/")[-1],
+        model_name=name,
         eval_results=results or None,
     )
     body = "\n".join([
-        _intro(config, parameters, data, repo, files),
+        _intro(config, parameters, data, name, files),
         _usage(repo, files),
         _training(config),
         _evaluation(evaluation, LABELS),
@@ -70,11 +71,11 @@ def build_card(
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}")
 
 
-def _intro(config: dict[str, Any], parameters: int, data: dict[str, Any], repo: str, files: list[str]) -> str:
+def _intro(config: dict[str, Any], parameters: int, data: dict[str, Any], name: str, files: list[str]) -> str:
     classes = config["class_names"]
     trained_on = f"[{data['name']}]({data['url']})" if data.get("url") else data.get("name", "an image folder (not recorded)")
     lines = [
-        f"# {repo.split('/')[-1]}",
+        f"# {name}",
         "",
         f"A breed-conditional image generator made with [tinycats](https://github.com/tinycats/tinycats): a TinyDiT "
         f"(`{config['preset']}`, {parameters / 1e6:.2f}M parameters, {config['image_size']} px, patch {config['patch_size']}, "
