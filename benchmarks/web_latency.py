@@ -107,7 +107,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         models = {"tinydit-128 (random weights)": random_model_folder("tinydit-128", Path(tmp))}
         if (args.demo / layout.SIDECAR).is_file():
-            models = {f"demo ({args.demo})": args.demo, **models}
+            meta = json.loads((args.demo / layout.CONFIG).read_text())
+            models = {f"demo ({meta['preset']}, {meta['image_size']} px)": args.demo, **models}
         for name, folder in models.items():
             todo = configs(folder)
             for config, web in zip(todo, browser(folder, todo, args.runs)):

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from tinycats import checkpoint
 from tinycats.config import RunConfig, load_config
+from tinycats.model import TinyDiT
 
 # Three classes with clearly different colours, so a few steps of training have something to learn.
 COLOURS = {"Bengal": (220, 140, 40), "Bombay": (20, 20, 20), "Other": (60, 120, 220)}
@@ -33,3 +36,18 @@ def image_folder(tmp_path: Path) -> Path:
 def tiny_config(**train: object) -> RunConfig:
     settings = {"steps": 6, "batch_size": 4, "log_interval": 2, "lr": 1e-3, "ema_beta": 0.99, **train}
     return load_config(None, {"model": {"preset": "tinydit-test"}, "train": settings, "sample": {"steps": 4}})
+
+
+RECOMMENDED = {"sampler": "heun", "steps": 3, "cfg_scale": 2.5, "guidance_interval": [0.1, 0.9]}
+
+
+def make_checkpoint(path: Path, prediction: str = "x") -> Path:
+    """A tiny EMA checkpoint whose weights are random everywhere (a fresh TinyDiT's adaLN-Zero
+    layers are zero, which would make every output the same), so outputs depend on x, t and label."""
+    cfg = load_config(None, {"model": {"preset": "tinydit-test", "prediction": prediction}, "sample": RECOMMENDED})
+    torch.manual_seed(0)
+    model = TinyDiT(cfg.model)
+    for p in model.parameters():
+        p.data.normal_(0, 0.1)
+    state = {"format": checkpoint.EMA_FORMAT, "step": 7, "model": model.state_dict(), "config": cfg.to_dict()}
+    return checkpoint.save_atomic(state, path)

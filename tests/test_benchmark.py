@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from test_export import make_checkpoint
 from tinycats import benchmark_report
 from tinycats.benchmark import Backend, BenchmarkSettings, measure, onnx_files, run_benchmark, stats_ms
 from tinycats.benchmark_report import PROCESS_PEAK, ROW_PEAK, PeakMemory, current_rss_bytes, format_table
@@ -16,6 +15,8 @@ from tinycats.cli import main
 from tinycats.export import export_onnx
 from tinycats.onnx_sampler import OnnxModelError
 from tinycats.solvers import model_calls
+
+from conftest import make_checkpoint
 
 
 @pytest.fixture(scope="module")

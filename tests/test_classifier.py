@@ -11,6 +11,7 @@ from tinycats.cli import main
 from tinycats.data.augment import to_float
 from tinycats.data.folder import build_cache, scan
 from tinycats.data.synth import write_dataset
+from tinycats.errors import CheckpointError
 from tinycats.evaluate import classifier as clf_lib
 
 SETTINGS = clf_lib.ClassifierSettings(image_size=16, epochs=8, batch_size=32, device="cpu")
@@ -108,7 +109,7 @@ def test_resnet18_weights_are_loaded_and_foreign_files_refused(tmp_path):
 
 
 def test_loading_something_else_fails_clearly(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train-classifier"):
+    with pytest.raises(CheckpointError, match="train-classifier"):
         clf_lib.load(tmp_path / "missing.pt")
     torch.save({"format": "something"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a tinycats classifier"):

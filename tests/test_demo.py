@@ -2,7 +2,10 @@
 
 import json
 
+from huggingface_hub import ModelCard
+
 from tinycats import demo
+from tinycats.hub.check import check
 
 
 def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, monkeypatch, capsys):
@@ -21,7 +24,13 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, monkeypatch, capsys)
         assert sorted(p.name for p in (out / "samples" / name).iterdir()) == [f"{name}_0.png", f"{name}_1.png"]
     assert (out / "samples" / "overview.png").is_file() and (out / "classifier.pt").is_file()
     report = json.loads((out / "evaluation_report.json").read_text())
-    assert report["data"]["n_generated"] == 13 * 3 and 0 <= report["metrics"]["breed_accuracy"] <= 1
+    assert report["data"]["n_generated"] == 13 * 3
+    assert f"**{report['metrics']['breed_accuracy']:.1%}**" in text  # the summary shows the report's number
+    files = check(out / "hub")  # the staged Hub folder passes the upload checks
+    assert {"onnx/generator.onnx", "onnx/generator_int8.onnx", "reports/evaluation_report.json"} <= set(files)
+    card = ModelCard.load(out / "hub" / "README.md")
+    on_card = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert on_card["breed_accuracy"] == report["metrics"]["breed_accuracy"]
     assert (out / "checkpoints" / "dit_step_3_ema.pt").is_file()
     capsys.readouterr()
     demo.run_demo(out, str(config))  # a second run reuses the trained model

@@ -15,23 +15,10 @@ import tinycats
 from tinycats import checkpoint
 from tinycats.breeds import CLASS_NAMES
 from tinycats.cli import main
-from tinycats.config import load_config
 from tinycats.export import FP32_TOLERANCE, ExportError, export_onnx
 from tinycats.model import TinyDiT
 
-RECOMMENDED = {"sampler": "heun", "steps": 3, "cfg_scale": 2.5, "guidance_interval": [0.1, 0.9]}
-
-
-def make_checkpoint(path: Path, prediction: str = "x") -> Path:
-    """A tiny EMA checkpoint whose weights are random everywhere (a fresh TinyDiT's adaLN-Zero
-    layers are zero, which would make every output the same), so outputs depend on x, t and label."""
-    cfg = load_config(None, {"model": {"preset": "tinydit-test", "prediction": prediction}, "sample": RECOMMENDED})
-    torch.manual_seed(0)
-    model = TinyDiT(cfg.model)
-    for p in model.parameters():
-        p.data.normal_(0, 0.1)
-    state = {"format": checkpoint.EMA_FORMAT, "step": 7, "model": model.state_dict(), "config": cfg.to_dict()}
-    return checkpoint.save_atomic(state, path)
+from conftest import make_checkpoint
 
 
 @pytest.fixture(scope="module")

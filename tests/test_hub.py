@@ -21,11 +21,11 @@ from huggingface_hub import ModelCard
 from safetensors import safe_open
 
 from tinycats import checkpoint
-from tinycats.api import load_generator
 from tinycats.cli import main
 from tinycats.data.synth import write_dataset
 from tinycats.errors import HubError
 from tinycats.evaluate.classifier import ClassifierSettings, train_from_folder
+from tinycats.generator import load_generator
 from tinycats.hub import layout
 from tinycats.hub.check import check
 from tinycats.hub.publish import publish, record_path

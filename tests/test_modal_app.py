@@ -16,7 +16,7 @@ from modal.file_pattern_matcher import FilePatternMatcher
 from modal.mount import _MountedPythonModule
 
 from tinycats.cli import build_parser
-from tinycats.errors import TrainingDiverged, TrainingInterrupted
+from tinycats.errors import DataError, TrainingDiverged, TrainingInterrupted
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def test_resume_none_or_a_path_needs_a_new_run_and_an_existing_file(app_module, 
 
 
 @pytest.mark.filterwarnings("ignore:The train_remote function is executing locally")
-@pytest.mark.parametrize("error", [TrainingDiverged("loss is nan at step 812"), ValueError("classes differ")])
+@pytest.mark.parametrize("error", [TrainingDiverged("loss is nan at step 812"), DataError("classes differ")])
 def test_a_diverged_run_or_bad_input_is_final_and_not_retried(app_module, monkeypatch, tmp_path, error):
     module, _, _ = app_module
 
@@ -178,6 +178,21 @@ def test_a_diverged_run_or_bad_input_is_final_and_not_retried(app_module, monkey
     monkeypatch.setattr(module, "upload_data", lambda local, name: None)
     with pytest.raises(SystemExit, match=r"^tinycats: error: training failed for good \(not retried\): "):
         module.main()
+
+
+@pytest.mark.filterwarnings("ignore:The train_remote function is executing locally")
+def test_a_bug_is_not_taken_for_bad_input_and_is_retried(app_module, monkeypatch, tmp_path):
+    module, _, _ = app_module
+
+    def bug(*args, **kwargs):
+        raise ValueError("a programming error, not the user's")
+
+    monkeypatch.setattr("tinycats.train.train", bug)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr(module, "volume", SimpleNamespace(commit=lambda: None))
+    argv = [str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match="programming error"):  # raised, so Modal retries the container
+        module.train_remote.local(argv, "auto")
 
 
 @pytest.mark.filterwarnings("ignore:The train_remote function is executing locally")

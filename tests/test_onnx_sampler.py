@@ -9,14 +9,15 @@ import torch
 from PIL import Image
 
 import tinycats
-from test_export import make_checkpoint
 from tinycats import onnx_sampler
 from tinycats.cli import main
 from tinycats.config import SampleConfig
 from tinycats.export import export_onnx
-from tinycats.grids import to_uint8
 from tinycats.noise import initial_noise
+from tinycats.pictures import to_uint8
 from tinycats.sampling import sample
+
+from conftest import make_checkpoint
 
 
 @pytest.fixture(scope="module")

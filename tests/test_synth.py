@@ -26,10 +26,19 @@ def test_render_is_deterministic_and_varies_with_seed() -> None:
 
 
 @pytest.mark.parametrize("size", [16, 32, 256])
-def test_sizes(size: int) -> None:
-    image = render_cat(0, size, np.random.default_rng(0))
-    assert image.mode == "RGB"
-    assert image.size == (size, size)
+def test_every_size_keeps_the_breeds_apart(size: int) -> None:
+    """At every size the face (the centre) of a black Bombay is darker than a white Persian's, and
+    a pink Sphynx's is redder than a blue-grey Russian Blue's: the traits survive the resolution."""
+
+    def face(c: int) -> np.ndarray:
+        image = np.asarray(render_cat(c, size, np.random.default_rng(0)), dtype=float)
+        lo, hi = int(size * 0.35), int(size * 0.65)
+        return image[lo:hi, lo:hi].reshape(-1, 3).mean(0)
+
+    assert render_cat(0, size, np.random.default_rng(0)).size == (size, size)
+    bombay, persian, russian_blue, sphynx = face(3), face(7), face(9), face(11)
+    assert bombay.sum() + 300 < persian.sum()
+    assert sphynx[0] - sphynx[2] > 30 > russian_blue[0] - russian_blue[2]
 
 
 @pytest.mark.parametrize("size", [8, 15, 257, 300])

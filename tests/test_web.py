@@ -24,9 +24,9 @@ import pytest
 from tinycats import onnx_sampler
 from tinycats.config import SampleConfig
 from tinycats.data.synth import write_dataset
-from tinycats.grids import to_uint8
 from tinycats.hub import layout
 from tinycats.hub.stage import StageInputs, stage
+from tinycats.pictures import to_uint8
 from tinycats.train import train
 from tinycats.web import PAGE_DIR, make_server, serve_in_background
 
@@ -105,7 +105,7 @@ def site(tmp_path_factory) -> SimpleNamespace:
 
 def drive(urls: list[str], screenshot: Path | None = None) -> list[dict]:
     args = json.dumps({"urls": urls, "timeoutMs": 120_000, "screenshot": str(screenshot) if screenshot else None})
-    run = subprocess.run(["node", "test/drive.mjs", args], cwd=ROOT / "web", capture_output=True, text=True, timeout=600)
+    run = subprocess.run(["node", "e2e/drive.mjs", args], cwd=ROOT / "web", capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 

@@ -27,17 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinycats import onnx_sampler
-from tinycats.api import load_generator
 from tinycats.benchmark_report import PeakMemory, environment, file_sizes
 from tinycats.checkpoint import sha256, weights_file, weights_sha256
 from tinycats.config import SampleConfig
-from tinycats.export import INPUT_NAMES, GuidedStep, example_inputs, image_shape, int8_path
+from tinycats.errors import OnnxModelError, UsageError
+from tinycats.export import example_inputs, image_shape
 from tinycats.flow import velocity
+from tinycats.generator import load_generator
+from tinycats.model import count_parameters
 from tinycats.noise import initial_noise
+from tinycats.onnx_contract import INPUT_NAMES, int8_path
 from tinycats.perf import time_per_call
 from tinycats.runtime import autocast
-from tinycats.sampling import sample
+from tinycats.sampling import GuidedStep, sample
 from tinycats.solvers import euler, guided, model_calls
 
 NAIVE_STEPS = 50
@@ -51,6 +53,7 @@ class BenchmarkSettings:
     steps: int | None = None
     sampler: str | None = None
     cfg_scale: float | None = None
+    guidance_interval: tuple[float, float] | None = None
     batch_sizes: Sequence[int] = (1, 4, 8, 16)
     num_warmup: int = 10
     num_runs: int = 100
@@ -60,9 +63,9 @@ class BenchmarkSettings:
 
     def __post_init__(self) -> None:
         if self.num_runs < 1 or self.num_warmup < 0 or self.generation_runs < 0 or not self.batch_sizes:
-            raise ValueError("need --num-runs >= 1, --num-warmup >= 0 and at least one batch size")
+            raise UsageError("need --num-runs >= 1, --num-warmup >= 0 and at least one batch size")
         if min(self.batch_sizes) < 1:
-            raise ValueError(f"batch sizes must be >= 1, not {list(self.batch_sizes)}")
+            raise UsageError(f"batch sizes must be >= 1, not {list(self.batch_sizes)}")
         self.generation_runs = self.generation_runs or max(1, self.num_runs // 10)
 
 
@@ -142,6 +145,8 @@ def naive_backend(model: torch.nn.Module, cfg_scale: float) -> Backend:
 
 def onnx_backend(path: str | Path, settings: SampleConfig, threads: int) -> Backend:
     """onnxruntime on the CPU with `threads` intra-op threads, through `tinycats.onnx_sampler`."""
+    from tinycats import onnx_sampler  # only with --onnx: PyTorch alone needs no ONNX extra
+
     generator = onnx_sampler.load(path, threads=threads)
     meta = generator.metadata
 
@@ -206,7 +211,7 @@ def onnx_files(paths: Sequence[str | Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_file():
-            raise onnx_sampler.OnnxModelError(f"ONNX model {path} does not exist: make one with `tinycats export-onnx`")
+            raise OnnxModelError(f"ONNX model {path} does not exist: make one with `tinycats export-onnx`")
         sibling = int8_path(path)
         found += [p for p in (path, sibling) if p.is_file() and p not in found]
     return found
@@ -225,8 +230,9 @@ def run_benchmark(
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     model = load_generator(checkpoint, device=device)
-    changes = {"steps": settings.steps, "sampler": settings.sampler, "cfg_scale": settings.cfg_scale}
-    sampler = dataclasses.replace(model.sample_config, **{k: v for k, v in changes.items() if v is not None})
+    sampler = model.sample_config.override(
+        steps=settings.steps, sampler=settings.sampler, cfg_scale=settings.cfg_scale, guidance_interval=settings.guidance_interval
+    )
     files = onnx_files(onnx)
     backends = [torch_backend(model, sampler, compiled=False)]
     if settings.compile:
@@ -262,7 +268,7 @@ def run_benchmark(
             "checkpoint_sha256": checkpoint_sha,
             "weights_sha256": weights_sha256(model.state_dict()),
             "preset": model.config.preset,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": count_parameters(model),
             "image_size": model.config.image_size,
             "prediction": model.config.prediction,
         },

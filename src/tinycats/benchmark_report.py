@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime
 import torch
 
 import tinycats
@@ -98,7 +97,7 @@ def environment(model: torch.nn.Module, threads: int) -> dict[str, Any]:
         "tinycats": tinycats.__version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime": _version("onnxruntime"),
         "numpy": np.__version__,
         "platform": platform.platform(),
         "device": str(device),
@@ -154,3 +153,12 @@ def format_table(report: dict[str, Any]) -> str:
 
 def _short(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:  # not installed: the report says so with null
+        return None

@@ -6,6 +6,8 @@ trained on another ImageFolder (with its own class list) gets its own null index
 project hard-codes 13.
 """
 
+from tinycats.errors import UsageError
+
 CAT_BREEDS: tuple[str, ...] = (
     "Abyssinian",
     "Bengal",
@@ -35,7 +37,7 @@ def class_index(name: str, class_names: tuple[str, ...] | list[str] = CLASS_NAME
     for i, candidate in enumerate(class_names):
         if _fold(candidate) == wanted:
             return i
-    raise ValueError(f"unknown breed {name!r}; choose one of: {', '.join(class_names)}")
+    raise UsageError(f"unknown breed {name!r}; choose one of: {', '.join(class_names)}")
 
 
 def _fold(name: str) -> str:

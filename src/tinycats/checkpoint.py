@@ -1,8 +1,10 @@
-"""Checkpoint files: written atomically, read with weights_only=True.
+"""Checkpoint files, the one owner of their names, fields, writing and reading. Written atomically,
+read with weights_only=True.
 
     dit_step_{N}.pt      full training state: model, EMA, optimizer, scheduler, step, data
-                         position, RNG states, resolved config. What --resume reads.
-    dit_step_{N}_ema.pt  EMA weights + config: what sampling, evaluation and export read.
+                         position, RNG states, resolved config, data source. What --resume reads.
+    dit_step_{N}_ema.pt  EMA weights + config + data source: what sampling, evaluation, export
+                         and upload read.
 
 A file is written to a temporary name in the same folder, flushed to disk and renamed over the
 final name, so a crash or a signal mid-write never leaves a half-written checkpoint behind.
@@ -18,13 +20,13 @@ from typing import Any
 
 import torch
 
+from tinycats.config import RunConfig
+from tinycats.errors import CheckpointError
+
 TRAIN_FORMAT = "tinycats-train-v1"
 EMA_FORMAT = "tinycats-ema-v1"
 _STEP_FILE = re.compile(r"dit_step_(\d+)\.pt$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupt or of the wrong kind, with what to do about it."""
+_ANY_FILE = re.compile(r"dit_step_(\d+)(?:_ema)?\.pt$")
 
 
 def train_path(directory: str | Path, step: int) -> Path:
@@ -33,6 +35,48 @@ def train_path(directory: str | Path, step: int) -> Path:
 
 def ema_path(directory: str | Path, step: int) -> Path:
     return Path(directory) / f"dit_step_{step}_ema.pt"
+
+
+def step_of(path: str | Path) -> int | None:
+    """N of a dit_step_N.pt or dit_step_N_ema.pt name; None for any other name."""
+    match = _ANY_FILE.search(Path(str(path)).name)
+    return int(match.group(1)) if match else None
+
+
+def save(
+    directory: str | Path,
+    step: int,
+    *,
+    model: torch.nn.Module,
+    ema: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    data_position: int,
+    config: RunConfig,
+    data: dict[str, Any],
+    world_size: int,
+) -> tuple[Path, Path]:
+    """Write dit_step_N_ema.pt, then dit_step_N.pt (so `latest` never finds a state whose EMA
+    file is missing); returns (training state, EMA) paths."""
+    plain = config.to_dict()
+    ema_file = save_atomic(
+        {"format": EMA_FORMAT, "step": step, "model": ema.model.state_dict(), "config": plain, "data": data},
+        ema_path(directory, step),
+    )
+    state = {
+        "format": TRAIN_FORMAT,
+        "step": step,
+        "data_position": data_position,
+        "model": model.state_dict(),
+        "ema": ema.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(),
+        "config": plain,
+        "data": data,
+        "world_size": world_size,
+    }
+    return save_atomic(state, train_path(directory, step)), ema_file
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
@@ -62,6 +106,19 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") not in (TRAIN_FORMAT, EMA_FORMAT):
         raise CheckpointError(f"{path} is not a tinycats checkpoint (dit_step_N.pt or dit_step_N_ema.pt)")
     return state
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """A dit_step_N.pt, refused clearly when it is an EMA-only file."""
+    state = load(path)
+    if state["format"] != TRAIN_FORMAT:
+        raise CheckpointError(f"{path} holds EMA weights only; resume needs the full state, dit_step_N.pt")
+    return state
+
+
+def run_config(state: dict[str, Any]) -> RunConfig:
+    """The resolved settings a checkpoint was made with."""
+    return RunConfig.from_dict(state["config"])
 
 
 def latest(directory: str | Path) -> Path | None:

@@ -16,8 +16,17 @@ from typing import Any
 import yaml
 
 from tinycats.breeds import CLASS_NAMES
+from tinycats.errors import ConfigError
+from tinycats.solvers import SOLVERS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+# The allowed values of the settings that have a fixed set: the CLI's choices are these.
+PREDICTIONS = ("x", "v")
+AUGMENTATION_LEVELS = ("none", "basic", "full")
+TIME_SAMPLINGS = ("logit-normal", "uniform")
+LR_SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16")
+SAMPLERS = tuple(SOLVERS)
 
 # Architecture presets. tinydit-128 is the record's network (DiT-S/16 at 128 px, 64 tokens).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -48,12 +57,12 @@ class ModelConfig:
     t_eps: float = 0.05  # floor of (1 - t) when turning an x-prediction into a velocity
 
     def __post_init__(self) -> None:
-        if self.prediction not in ("x", "v"):
-            raise ValueError(f"prediction must be 'x' or 'v', not {self.prediction!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ConfigError(f"prediction must be 'x' or 'v', not {self.prediction!r}")
         if self.image_size % self.patch_size:
-            raise ValueError(f"image size {self.image_size} is not a multiple of patch size {self.patch_size}")
+            raise ConfigError(f"image size {self.image_size} is not a multiple of patch size {self.patch_size}")
         if self.hidden_size % self.num_heads:
-            raise ValueError(f"width {self.hidden_size} is not divisible by {self.num_heads} heads")
+            raise ConfigError(f"width {self.hidden_size} is not divisible by {self.num_heads} heads")
 
     @property
     def num_classes(self) -> int:
@@ -98,14 +107,14 @@ class TrainConfig:
             "warmup_steps": self.warmup_steps >= 0,
             "ema_beta": 0 <= self.ema_beta < 1,
             "label_dropout": 0 <= self.label_dropout < 1,
-            "augmentation_level": self.augmentation_level in ("none", "basic", "full"),
-            "time_sampling": self.time_sampling in ("logit-normal", "uniform"),
-            "lr_schedule": self.lr_schedule in ("cosine", "constant"),
-            "precision": self.precision in ("auto", "fp32", "bf16"),
+            "augmentation_level": self.augmentation_level in AUGMENTATION_LEVELS,
+            "time_sampling": self.time_sampling in TIME_SAMPLINGS,
+            "lr_schedule": self.lr_schedule in LR_SCHEDULES,
+            "precision": self.precision in PRECISIONS,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid train setting {bad[0]}={getattr(self, bad[0])!r}")
+            raise ConfigError(f"invalid train setting {bad[0]}={getattr(self, bad[0])!r}")
 
 
 @dataclass
@@ -119,10 +128,15 @@ class SampleConfig:
 
     def __post_init__(self) -> None:
         self.guidance_interval = tuple(self.guidance_interval)
-        if self.sampler not in ("euler", "heun"):
-            raise ValueError(f"sampler must be 'euler' or 'heun', not {self.sampler!r}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
         if self.steps < 1:
-            raise ValueError(f"sampling steps must be >= 1, not {self.steps}")
+            raise ConfigError(f"sampling steps must be >= 1, not {self.steps}")
+
+    def override(self, **changes: Any) -> SampleConfig:
+        """These settings with every change that is not None applied: how a flag or argument
+        overrides the sampler a model recommends (unset ones keep the recommendation)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 @dataclass
@@ -159,7 +173,7 @@ def load_config(name_or_path: str | None, overrides: dict[str, dict[str, Any]] |
         loaded = yaml.safe_load(source.read_text()) or {}
         unknown = set(loaded) - set(raw)
         if unknown:
-            raise ValueError(f"{source}: unknown section {sorted(unknown)[0]!r}; use model/train/sample")
+            raise ConfigError(f"{source}: unknown section {sorted(unknown)[0]!r}; use model/train/sample")
         for section, values in loaded.items():
             raw[section].update(values or {})
     for section, values in (overrides or {}).items():
@@ -167,7 +181,7 @@ def load_config(name_or_path: str | None, overrides: dict[str, dict[str, Any]] |
     model_raw = dict(raw["model"])
     preset = model_raw.pop("preset", ModelConfig.preset)
     if preset not in MODEL_PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; choose one of: {', '.join(MODEL_PRESETS)}")
+        raise ConfigError(f"unknown model preset {preset!r}; choose one of: {', '.join(MODEL_PRESETS)}")
     return RunConfig(
         model=_build(ModelConfig, {**MODEL_PRESETS[preset], "preset": preset, **model_raw}),
         train=_build(TrainConfig, raw["train"]),
@@ -182,7 +196,7 @@ def _find_config(name_or_path: str) -> Path:
     named = CONFIG_DIR / f"{name_or_path}.yaml"
     if named.is_file():
         return named
-    raise FileNotFoundError(f"no config {name_or_path!r}: give a YAML file or one of: {', '.join(preset_names())}")
+    raise ConfigError(f"no config {name_or_path!r}: give a YAML file or one of: {', '.join(preset_names())}")
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:
@@ -190,7 +204,7 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         section = cls.__name__.removesuffix("Config").lower()
-        raise ValueError(f"unknown {section} setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown {section} setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
     return cls(**values)
 
 
@@ -208,7 +222,7 @@ def resume_config(saved: dict[str, Any], overrides: dict[str, dict[str, Any]]) -
     cfg = RunConfig.from_dict(saved)
     for key, value in overrides.get("model", {}).items():
         if value is not None and getattr(cfg.model, key) != value:
-            raise ValueError(f"cannot change model {key} ({getattr(cfg.model, key)!r} -> {value!r}) when resuming a checkpoint")
+            raise ConfigError(f"cannot change model {key} ({getattr(cfg.model, key)!r} -> {value!r}) when resuming a checkpoint")
     for section in ("train", "sample"):
         current = asdict(getattr(cfg, section))
         current.update({k: v for k, v in overrides.get(section, {}).items() if v is not None})

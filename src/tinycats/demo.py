@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from tinycats import checkpoint
-from tinycats.api import load_generator
 from tinycats.config import RunConfig, load_config
 from tinycats.data.synth import write_dataset
 from tinycats.evaluate import classifier as classifier_lib
 from tinycats.evaluate.run import EvalSettings, evaluate
 from tinycats.evaluate.settings import ClassifierSettings
 from tinycats.export import Exported, export_onnx
-from tinycats.gallery import write_gallery
+from tinycats.generator import load_generator
 from tinycats.hub.stage import StageInputs, stage
 from tinycats.model import count_parameters
+from tinycats.pictures import write_gallery
+from tinycats.sampling import sample
 from tinycats.train import train
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 300, 40
@@ -60,7 +61,12 @@ def run_demo(out: str | Path, config: str = "cpu-demo", steps: int | None = None
 
     start = time.perf_counter()
     model = load_generator(ema_file, device=device)
-    gallery = write_gallery(model, list(range(model.config.num_classes)), GALLERY_PER_BREED, out / "samples", model.sample_config)
+    breeds = list(range(model.config.num_classes))
+
+    def draw(labels: list[int], indices: list[int]):
+        return sample(model, labels, model.sample_config, indices=indices)
+
+    gallery = write_gallery(draw, model.config.class_names, breeds, GALLERY_PER_BREED, out / "samples")
     timed("sample every breed", start)
 
     start = time.perf_counter()
@@ -103,7 +109,7 @@ def _reusable_state(ckpt_dir: Path, cfg: RunConfig) -> dict | None:
     if latest is None:
         return None
     state = checkpoint.load(latest)
-    saved = RunConfig.from_dict(state["config"])
+    saved = checkpoint.run_config(state)
     return state if (saved.model, saved.train) == (cfg.model, cfg.train) else None
 
 

@@ -23,47 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import torch
-from torch import nn
 
 import tinycats
-from tinycats import onnx_sampler
-from tinycats.api import load_generator
 from tinycats.checkpoint import sha256, weights_file, weights_sha256
-from tinycats.flow import to_velocity
-from tinycats.grids import to_uint8
+from tinycats.errors import ExportError
+from tinycats.generator import load_generator
 from tinycats.model import TinyDiT
-from tinycats.sampling import sample
-from tinycats.solvers import guided
+from tinycats.onnx_contract import INPUT_NAMES, METADATA_FORMAT, METADATA_KEY, OUTPUT_NAME, int8_path, sidecar_path
+from tinycats.pictures import to_uint8
+from tinycats.sampling import GuidedStep, sample
 
 DEFAULT_OPSET = 20
 FP32_TOLERANCE = 1e-4
-INPUT_NAMES = ("x", "t", "label", "cfg_scale")
-OUTPUT_NAME = "v"
 TIME_CONVENTION = "t = 0 is noise, t = 1 is data; x_t = t*x + (1-t)*eps; v = x - eps; integrate dx/dt = v from t = 0 to 1"
 INT8_QUANTIZATION = "int8 dynamic (QUInt8 weights and activations)"
 GUIDANCE = "inside the graph: v = v_null + cfg_scale * (v_cond - v_null); cfg_scale = 1 is conditional; do not guide again"
-
-
-class ExportError(ValueError):
-    """An export that cannot be made or did not check out, with what to do about it."""
-
-
-class GuidedStep(nn.Module):
-    """One guided step: the conditional and null halves in one batched forward, then guidance."""
-
-    def __init__(self, model: TinyDiT) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor, cfg_scale: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        xx, tt = torch.cat([x, x]), torch.cat([t, t])
-        both = torch.cat([label, torch.full_like(label, self.model.null_label)])
-        v = to_velocity(self.model(xx, tt, both).float(), xx, tt, self.model.config)
-        # Slices, not chunk(2): chunk makes torch.export specialise the batch size.
-        return guided(v[:n], v[n:], cfg_scale.reshape(n, 1, 1, 1))
 
 
 @dataclass
@@ -92,21 +67,12 @@ class Exported:
     verification: Verification | None = None
 
 
-def int8_path(fp32: str | Path) -> Path:
-    fp32 = Path(fp32)
-    return fp32.with_name(f"{fp32.stem}_int8{fp32.suffix}")
-
-
-def sidecar_path(onnx_path: str | Path) -> Path:
-    return Path(onnx_path).with_suffix(".json")
-
-
 def metadata(model: TinyDiT, checkpoint: str | Path, opset: int, quantization: str) -> dict[str, Any]:
     """Everything a caller needs besides the graph: classes, shapes, conventions, the sampler."""
     cfg, rec = model.config, model.sample_config
     size, ch = cfg.image_size, cfg.in_channels
     return {
-        "format": onnx_sampler.METADATA_FORMAT,
+        "format": METADATA_FORMAT,
         "tinycats_version": tinycats.__version__,
         "class_names": list(cfg.class_names),
         "null_index": model.null_label,
@@ -138,10 +104,12 @@ def metadata(model: TinyDiT, checkpoint: str | Path, opset: int, quantization: s
 def write_metadata(onnx_path: Path, meta: dict[str, Any]) -> None:
     """As JSON into the model's metadata_props under the key "tinycats" (other keys, such as the
     quantiser's, are kept), so the file describes itself wherever it is copied."""
+    import onnx
+
     proto = onnx.load(str(onnx_path))
-    others = [(p.key, p.value) for p in proto.metadata_props if p.key != onnx_sampler.METADATA_KEY]
+    others = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_KEY]
     del proto.metadata_props[:]
-    for key, value in [*others, (onnx_sampler.METADATA_KEY, json.dumps(meta))]:
+    for key, value in [*others, (METADATA_KEY, json.dumps(meta))]:
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(onnx_path))
 
@@ -200,6 +168,8 @@ def export_graph(model: TinyDiT, path: Path, opset: int) -> None:
             external_data=False,
             verbose=False,
         )
+    import onnx
+
     graph = onnx.load(str(path)).graph
     fixed = [v.name for v in [*graph.input, *graph.output] if not v.type.tensor_type.shape.dim[0].dim_param]
     if fixed:
@@ -266,6 +236,8 @@ def verify_export(model: TinyDiT, exported: Exported, seed: int = 0) -> Verifica
     for kind, path in (("fp32", exported.onnx), ("int8", exported.int8)):
         if path is None:
             continue
+        from tinycats import onnx_sampler
+
         generator = onnx_sampler.load(path)
         errors[kind] = float(np.abs(generator.session.run(None, feed)[0] - reference).max())
         drift[kind] = image_drift(onnx_sampler.sample(generator, labels, settings, seed=seed), torch_images)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from tinycats.config import ModelConfig
+from tinycats.config import TIME_SAMPLINGS, ModelConfig
+from tinycats.errors import ConfigError
 
 
 def interpolate(x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -38,10 +39,13 @@ def to_velocity(output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, config
     return (output - x_t) / _expand(1 - t, x_t).clamp_min(config.t_eps)
 
 
-def velocity(model: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Evaluate the model and return v_hat in float32."""
+def velocity(
+    model: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, config: ModelConfig | None = None
+) -> torch.Tensor:
+    """Evaluate the model and return v_hat in float32. `config` for a wrapped model (DDP,
+    torch.compile) that does not carry its own."""
     out = model(x_t, t, labels).float()
-    return to_velocity(out, x_t.float(), t.float(), model.config)
+    return to_velocity(out, x_t.float(), t.float(), config or model.config)
 
 
 def sample_time(n: int, kind: str, generator: torch.Generator, mean: float = -0.8, std: float = 0.8) -> torch.Tensor:
@@ -51,7 +55,7 @@ def sample_time(n: int, kind: str, generator: torch.Generator, mean: float = -0.
         return torch.rand(n, generator=generator, device=device)
     if kind == "logit-normal":
         return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
-    raise ValueError(f"unknown time sampling {kind!r}; use 'logit-normal' or 'uniform'")
+    raise ConfigError(f"unknown time sampling {kind!r}; use one of {', '.join(TIME_SAMPLINGS)}")
 
 
 def loss(
@@ -69,8 +73,7 @@ def loss(
     so that a resumed run draws exactly what an uninterrupted one would.
     """
     x_t = interpolate(x, noise, t)
-    v_hat = to_velocity(net(x_t, t, labels).float(), x_t.float(), t.float(), config)
-    return (v_hat - target_velocity(x, noise).float()).square().mean()
+    return (velocity(net, x_t, t, labels, config) - target_velocity(x, noise).float()).square().mean()
 
 
 def _expand(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

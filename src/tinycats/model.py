@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from tinycats.breeds import null_index
 from tinycats.config import ModelConfig
 
 
@@ -136,7 +137,7 @@ class TinyDiT(
         self.x_embed = nn.Linear(p * p * c, d)
         self.t_embed = TimestepEmbedder(d)
         # One row per class plus the null label used by classifier-free guidance.
-        self.y_embed = nn.Embedding(config.num_classes + 1, d)
+        self.y_embed = nn.Embedding(null_index(config.class_names) + 1, d)
         self.register_buffer("pos_embed", sincos_pos_embed(d, self.grid)[None], persistent=False)
         self.blocks = nn.ModuleList(DiTBlock(d, config.num_heads, config.mlp_ratio) for _ in range(config.depth))
         self.final = FinalLayer(d, p * p * c)
@@ -144,7 +145,7 @@ class TinyDiT(
 
     @property
     def null_label(self) -> int:
-        return self.config.num_classes
+        return null_index(self.config.class_names)
 
     def _init_weights(self) -> None:
         for module in self.modules():

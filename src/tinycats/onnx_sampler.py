@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 try:
     import onnxruntime as ort
@@ -27,16 +26,10 @@ except ImportError as exc:
 from tqdm.auto import tqdm
 
 from tinycats.config import SampleConfig
-from tinycats.grids import Gallery, gallery_order, save_gallery, to_uint8
+from tinycats.errors import OnnxModelError, UsageError
 from tinycats.noise import initial_noise
+from tinycats.onnx_contract import METADATA_FORMAT, METADATA_KEY
 from tinycats.solvers import SOLVERS
-
-METADATA_FORMAT = "tinycats-onnx-v1"
-METADATA_KEY = "tinycats"  # the metadata_props entry holding the JSON metadata
-
-
-class OnnxModelError(ValueError):
-    """An ONNX file that is missing or is not a tinycats generator, with what to do about it."""
 
 
 @dataclass
@@ -108,7 +101,7 @@ def load(path: str | Path, threads: int | None = None) -> OnnxGenerator:
     return OnnxGenerator(session, meta)
 
 
-def guided_velocity(generator: OnnxGenerator, labels: np.ndarray, cfg_scale: float, interval: tuple[float, float]):
+def velocity_fn(generator: OnnxGenerator, labels: np.ndarray, cfg_scale: float, interval: tuple[float, float]):
     """A function (x, t) -> guided velocity. Outside the guidance interval the scale is 1, which
     the graph turns into the conditional velocity (what the PyTorch sampler computes there)."""
     lo, hi = interval
@@ -135,30 +128,13 @@ def sample(
     indices = list(range(len(labels))) if indices is None else list(indices)
     bad = [b for b in labels if not 0 <= b < len(generator.class_names)]
     if bad:
-        raise ValueError(f"class index {bad[0]} out of range 0..{len(generator.class_names) - 1}")
+        raise UsageError(f"class index {bad[0]} out of range 0..{len(generator.class_names) - 1}")
     solver = SOLVERS[settings.sampler]
     out = []
     starts = range(0, len(labels), batch_size)
     for start in tqdm(starts, desc="sampling (onnx)", unit="batch", disable=not progress):
         x = initial_noise(seed, indices[start : start + batch_size], generator.image_shape)
         y = np.asarray(labels[start : start + batch_size], dtype=np.int64)
-        fn = guided_velocity(generator, y, settings.cfg_scale, settings.guidance_interval)
+        fn = velocity_fn(generator, y, settings.cfg_scale, settings.guidance_interval)
         out.append(np.clip(solver(fn, x, settings.steps), -1, 1))
     return np.concatenate(out) if out else np.empty((0, *generator.image_shape), dtype=np.float32)
-
-
-def write_gallery(
-    generator: OnnxGenerator,
-    breeds: Sequence[int],
-    per_breed: int,
-    out_dir: str | Path,
-    settings: SampleConfig,
-    seed: int = 0,
-    batch_size: int = 64,
-    progress: bool = False,
-) -> Gallery:
-    """The same files as `tinycats.gallery.write_gallery`, drawn by onnxruntime."""
-    labels, indices = gallery_order(breeds, per_breed)
-    images = sample(generator, labels, settings, seed=seed, batch_size=batch_size, indices=indices, progress=progress)
-    pictures = [Image.fromarray(a) for a in to_uint8(images)]
-    return save_gallery(pictures, generator.class_names, breeds, per_breed, out_dir)

@@ -20,8 +20,15 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
 
 
-def build(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
-    """AdamW (fused on CUDA) and a LambdaLR scheduler following `lr_factor`."""
+def build(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, resume: dict | None = None):
+    """AdamW (fused on CUDA) and a LambdaLR scheduler following `lr_factor`, at step 0 or, with
+    `resume` (a loaded dit_step_N.pt), at its step with its optimiser state.
+
+    On resume the scheduler is built at the saved step from this run's settings rather than loaded:
+    the saved scheduler carries the old base lr, so a --lr given on resume would be silently
+    ignored. With an unchanged --lr it sets exactly the lr the uninterrupted run had (base lr x the
+    factor of the step), so an exact resume stays exact.
+    """
     opt = torch.optim.AdamW(
         model.parameters(),
         lr=cfg.lr,
@@ -29,21 +36,11 @@ def build(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
         weight_decay=cfg.weight_decay,
         fused=device.type == "cuda",
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))
+    step = 0
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        for group in opt.param_groups:
+            group["initial_lr"] = cfg.lr
+        step = int(resume["step"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg), last_epoch=step - 1)
     return opt, sched
-
-
-def restore(opt: torch.optim.Optimizer, sched, state: dict, cfg: TrainConfig, step: int) -> None:
-    """Load a checkpoint's optimiser and scheduler state, then re-apply this run's learning rate.
-
-    The saved state carries the old base lr, so without this a --lr given on resume would be
-    silently ignored. With an unchanged --lr the values written are the ones the scheduler
-    would compute itself (base lr x the factor of `step`), so an exact resume stays exact.
-    """
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    sched.base_lrs = [cfg.lr] * len(opt.param_groups)
-    for group in opt.param_groups:
-        group["initial_lr"] = cfg.lr
-        group["lr"] = cfg.lr * lr_factor(step, cfg)
-    sched._last_lr = [group["lr"] for group in opt.param_groups]

@@ -8,6 +8,8 @@ from types import FrameType, TracebackType
 
 import torch
 
+from tinycats.errors import UsageError
+
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """ "auto" is the local GPU when there is one, else the CPU; "cuda" means this process's GPU."""
@@ -15,10 +17,10 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu")
+            raise UsageError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu")
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     if name != "cpu":
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
     return torch.device("cpu")
 
 

@@ -47,7 +47,10 @@ SOLVERS: dict[str, Callable[[VelocityFn, Array, int], Array]] = {"euler": euler,
 
 def model_calls(sampler: str, steps: int) -> int:
     """Network evaluations (per guided batch) a sampler spends."""
-    return steps if sampler == "euler" else 2 * steps - 1
+    calls = {"euler": steps, "heun": 2 * steps - 1}
+    if sampler not in calls:
+        raise KeyError(f"unknown sampler {sampler!r}; known: {', '.join(calls)}")
+    return calls[sampler]
 
 
 def guided(v_cond: Array, v_null: Array, scale: float) -> Array:

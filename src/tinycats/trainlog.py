@@ -1,5 +1,6 @@
 """Where training reports go: outputs/training.log for people, outputs/metrics.jsonl for
-programs, TensorBoard when it is installed, and a progress bar on a terminal.
+programs, sample grids in outputs/samples/, TensorBoard when it is installed, and a progress bar
+on a terminal.
 
 Only the main process logs; the others get a logger that does nothing. The files are appended to,
 so a resumed run continues the same log.
@@ -55,10 +56,21 @@ class TrainLogger:
         if self.enabled:
             self.bar.update(steps)
 
-    def image(self, tag: str, image: np.ndarray, step: int) -> None:
-        """An HWC uint8 picture to TensorBoard (the PNG itself is written by the caller)."""
-        if self.enabled and self.tb:
-            self.tb.add_image(tag, image, step, dataformats="HWC")
+    def samples(self, model: Any, settings: Any, step: int, per_class: int = 4, seed: int = 0) -> None:
+        """A grid of `per_class` samples of every class to samples/step_N.png and TensorBoard.
+        The same seed at every step, so successive grids show the model improving, not new noise."""
+        if not self.enabled:
+            return
+        from tinycats.pictures import labelled_grid, to_pil
+        from tinycats.sampling import sample
+
+        names = model.config.class_names
+        pictures = to_pil(sample(model, [c for c in range(len(names)) for _ in range(per_class)], settings, seed=seed))
+        grid = labelled_grid([(name, pictures[i * per_class : (i + 1) * per_class]) for i, name in enumerate(names)])
+        (self.dir / "samples").mkdir(exist_ok=True)
+        grid.save(self.dir / "samples" / f"step_{step:07d}.png")
+        if self.tb:
+            self.tb.add_image("samples", np.asarray(grid), step, dataformats="HWC")
 
     def close(self) -> None:
         if not self.enabled:

@@ -53,7 +53,7 @@ export async function integrate(sampler, velocity, x, steps, onStep) {
   return x;
 }
 
-/** [-1, 1] float -> 0..255 as src/tinycats/grids.py's to_uint8: clip, (x + 1) * 127.5, round half to even. */
+/** [-1, 1] float -> 0..255 as src/tinycats/pictures.py's to_uint8: clip, (x + 1) * 127.5, round half to even. */
 export function toLevel(value) {
   const y = f(f(Math.min(1, Math.max(-1, value)) + 1) * 127.5);
   const r = Math.round(y);

@@ -1,6 +1,6 @@
 """The `tinycats` command. Each subcommand lives in its own module, parses its flags and calls
-the library; errors a user can fix print one line and exit non-zero (TINYCATS_DEBUG=1 shows the
-traceback)."""
+the library. A TinycatsError (a problem the user can fix) prints one line and exits non-zero
+(TINYCATS_DEBUG=1 shows its traceback too); any other exception is a bug and shows its traceback."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tinycats.cli import (
     upload_cmd,
     web_cmd,
 )
-from tinycats.errors import TrainingDiverged, TrainingInterrupted
+from tinycats.errors import TinycatsError, TrainingInterrupted
 
 COMMANDS = (
     demo_cmd,
@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tinycats: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a user-facing message for anything the library reports
-        if os.environ.get("TINYCATS_DEBUG") or not isinstance(exc, (ValueError, OSError, TrainingDiverged, TrainingInterrupted)):
+    except TinycatsError as exc:
+        if os.environ.get("TINYCATS_DEBUG"):
             raise
         kind = "stopped" if isinstance(exc, TrainingInterrupted) else "error"
         print(f"tinycats: {kind}: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+        return exc.exit_code

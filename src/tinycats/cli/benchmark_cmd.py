@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from tinycats.cli.common import add_sampler_settings, sample_overrides
+
 
 def batch_sizes(text: str) -> tuple[int, ...]:
     try:
@@ -32,9 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--benchmark-throughput", action="store_true", help="also report images/s of whole-image generation")
     p.add_argument("--batch-sizes", type=batch_sizes, default=(1, 4, 8, 16), help="comma-separated (default: 1,4,8,16)")
-    p.add_argument("--steps", type=int, help="sampler steps (default: the checkpoint's recommendation)")
-    p.add_argument("--sampler", choices=("euler", "heun"), help="default: the checkpoint's recommendation")
-    p.add_argument("--cfg-scale", type=float, help="guidance scale (default: the checkpoint's recommendation)")
+    add_sampler_settings(p)
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch and onnxruntime (default: PyTorch's)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile backend")
     p.add_argument("--report-path", default="benchmark_report.json", help="JSON report (default: benchmark_report.json)")
@@ -46,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from tinycats.benchmark_report import format_table
 
     settings = BenchmarkSettings(
-        steps=args.steps,
-        sampler=args.sampler,
-        cfg_scale=args.cfg_scale,
+        **sample_overrides(args),
         batch_sizes=args.batch_sizes,
         num_warmup=args.num_warmup,
         num_runs=args.num_runs,

@@ -4,10 +4,11 @@ ONNX file with onnxruntime alone."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from tinycats.breeds import class_index
 from tinycats.cli.common import add_device, add_sampler, sample_overrides
+from tinycats.errors import UsageError
+from tinycats.pictures import write_gallery
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,24 +34,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.num_samples < 1:
-        raise ValueError("--num-samples must be at least 1")
+        raise UsageError("--num-samples must be at least 1")
     if args.onnx:  # imports nothing of PyTorch
-        from tinycats.onnx_sampler import load, write_gallery
+        from tinycats.onnx_sampler import load, sample
 
         if args.device != "auto":
-            raise ValueError("--device applies to --checkpoint; --onnx always runs on the CPU")
+            raise UsageError("--device applies to --checkpoint; --onnx always runs on the CPU")
         model = load(args.onnx)
         names = model.class_names
     else:
-        from tinycats.api import load_generator
-        from tinycats.gallery import write_gallery
+        from tinycats.generator import load_generator
+        from tinycats.sampling import sample
 
         model = load_generator(args.checkpoint, device=args.device)
         names = model.config.class_names
     breeds = [class_index(b, names) for b in args.breed] if args.breed else list(range(len(names)))
-    changes = {k: v for k, v in sample_overrides(args).items() if v is not None}
-    settings = dataclasses.replace(model.sample_config, **changes)
-    gallery = write_gallery(model, breeds, args.num_samples, args.output_dir, settings, args.seed, args.batch_size, progress=True)
+    settings = model.sample_config.override(**sample_overrides(args))
+
+    def draw(labels: list[int], indices: list[int]):
+        return sample(model, labels, settings, seed=args.seed, batch_size=args.batch_size, indices=indices, progress=True)
+
+    gallery = write_gallery(draw, names, breeds, args.num_samples, args.output_dir)
     total = sum(len(v) for v in gallery.files.values())
     print(
         f"wrote {total} pictures of {len(breeds)} breed(s) to {args.output_dir} ({settings.sampler}, {settings.steps} steps, "

@@ -32,7 +32,7 @@ TRAIN_FLAGS = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from tinycats.config import MODEL_PRESETS, preset_names
+    from tinycats.config import AUGMENTATION_LEVELS, MODEL_PRESETS, PRECISIONS, PREDICTIONS, TIME_SAMPLINGS, preset_names
 
     p = sub.add_parser(
         "train",
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = p.add_argument_group("model (override the preset)")
     m.add_argument("--model", choices=sorted(MODEL_PRESETS), help="architecture preset")
     m.add_argument("--image-size", type=int, help="training resolution in pixels (a multiple of the patch size)")
-    m.add_argument("--prediction", choices=("x", "v"), help="network target: clean image x (default) or velocity v")
+    m.add_argument("--prediction", choices=PREDICTIONS, help="network target: clean image x (default) or velocity v")
 
     t = p.add_argument_group("training (override the preset)")
     t.add_argument("--steps", type=int, help="optimizer steps in total (when resuming: the new total)")
@@ -71,17 +71,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup-steps", type=int, help="linear warm-up steps before the cosine decay")
     t.add_argument(
         "--augmentation-level",
-        choices=("none", "basic", "full"),
+        choices=AUGMENTATION_LEVELS,
         help="none; basic = flip; full = flip + mild crop + mild colour jitter",
     )
     t.add_argument("--ema-beta", type=float, help="EMA decay once warmed up, e.g. 0.9999")
     t.add_argument("--label-dropout", type=float, help="fraction of labels replaced by the null label (for guidance)")
-    t.add_argument("--time-sampling", choices=("logit-normal", "uniform"), help="distribution of training times")
+    t.add_argument("--time-sampling", choices=TIME_SAMPLINGS, help="distribution of training times")
     t.add_argument("--checkpoint-interval", type=int, help="save every N steps (0 = only at the end)")
     t.add_argument("--sample-interval", type=int, help="write a sample grid every N steps (0 = only at the end)")
     t.add_argument("--log-interval", type=int, help="log metrics every N steps")
     t.add_argument("--seed", type=int, help="seed of every random draw")
-    t.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="auto = bf16 autocast on CUDA, fp32 on CPU")
+    t.add_argument("--precision", choices=PRECISIONS, help="auto = bf16 autocast on CUDA, fp32 on CPU")
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the network")
     t.add_argument(
         "--skip-bad-images",
@@ -109,9 +109,7 @@ def resolve(args: argparse.Namespace):
         if path is None:
             print(f"--resume auto: no checkpoint in {args.checkpoint_dir}, starting a new run", file=sys.stderr)
         else:
-            state = checkpoint.load(path)
-            if state["format"] != checkpoint.TRAIN_FORMAT:
-                raise ValueError(f"{path} holds EMA weights only; resume needs the full state, dit_step_N.pt")
+            state = checkpoint.load_training_state(path)
     cfg = resume_config(state["config"], overrides(args)) if state else load_config(args.config, overrides(args))
     return cfg, state
 

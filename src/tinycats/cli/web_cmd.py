@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinycats.errors import UsageError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from tinycats.web import make_server
 
     if not 0 <= args.port <= 65535:
-        raise ValueError(f"--port {args.port} is not a port number (0-65535)")
+        raise UsageError(f"--port {args.port} is not a port number (0-65535)")
     server = make_server(args.model, args.port, args.host)
     url = f"http://{args.host}:{server.server_address[1]}/"
     print(f"serving the tinycats page at {url} (model: {args.model}); Ctrl-C stops", flush=True)

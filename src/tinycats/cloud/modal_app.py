@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import modal
 
-from tinycats.errors import TrainingDiverged
+from tinycats.errors import TinycatsError, TrainingInterrupted
 
 APP_NAME = "tinycats"
 VOLUME_NAME = "tinycats"
@@ -33,7 +33,8 @@ TIMEOUT_S = 24 * 60 * 60  # Modal's maximum for one attempt (1 s to 24 h); each 
 # 10 is Modal's cap: older clients reject more ("Retries must be between 0 and 10"); the installed 1.6.4 checks only
 # >= 0 and leaves the limit to the server. 11 attempts of 24 h exceed option C's projected 37-93 GPU-hours.
 RETRIES = modal.Retries(max_retries=10, initial_delay=30.0, backoff_coefficient=1.0)
-FINAL_ERRORS = (TrainingDiverged, ValueError)  # resume is exact: a retry would fail the same way
+# A TinycatsError is the user's to fix (resume is exact: a retry would fail the same way), except a
+# pre-emption's TrainingInterrupted, which a retry resumes.
 PYTHON_VERSION = "3.11"
 # The versions the project is tested with (constraints.txt, the dev venv), so that a cloud run is reproducible.
 REQUIREMENTS = (
@@ -63,8 +64,8 @@ def train_remote(train_args: list[str], resume: str = "auto") -> dict[str, objec
 def train_on_volume(train_args: list[str], resume: str, commit: Callable[[], object]) -> dict[str, object]:
     """Train, committing the volume after every checkpoint. `resume` ("auto", "none" or a path) holds only while the
     run has no checkpoint of its own; once it has one, an attempt is a retry and continues from the latest.
-    FINAL_ERRORS come back as {"status": "failed"} because raising them would make Modal retry; anything else (a
-    pre-emption's TrainingInterrupted, a crash) is raised, so that Modal retries it."""
+    A TinycatsError comes back as {"status": "failed"} because raising it would make Modal retry; anything else (a
+    pre-emption's TrainingInterrupted, a bug, a crash) is raised, so that Modal retries it."""
     from tinycats import checkpoint
     from tinycats.cli import build_parser
     from tinycats.cli.train_cmd import run
@@ -75,7 +76,9 @@ def train_on_volume(train_args: list[str], resume: str, commit: Callable[[], obj
     args.resume = None if resume == "none" else resume
     try:
         return {"status": "done", "code": run(args, on_checkpoint=lambda path: commit())}
-    except FINAL_ERRORS as exc:
+    except TrainingInterrupted:
+        raise
+    except TinycatsError as exc:
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     finally:
         commit()
@@ -163,7 +166,9 @@ def final_ema(names: list[str]) -> str:
     emas = [n for n in names if n.endswith("_ema.pt")]
     if not emas:
         raise SystemExit("the run saved no checkpoint")
-    return max(emas, key=lambda n: int(Path(n).name.split("_")[2]))
+    from tinycats.checkpoint import step_of
+
+    return max(emas, key=step_of)
 
 
 @app.local_entrypoint()

@@ -18,7 +18,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-LEVELS = ("none", "basic", "full")
+from tinycats.config import AUGMENTATION_LEVELS as LEVELS
+from tinycats.errors import ConfigError
+
 CROP_SCALE = (0.8, 1.0)
 CROP_RATIO = (0.9, 1.1)
 JITTER = 0.1
@@ -28,7 +30,7 @@ def draw_params(level: str, n: int, generator: torch.Generator) -> dict[str, tor
     """Per-sample parameters for `n` images, drawn on the CPU. Always draws the same amount for a
     level, so the stream does not depend on the images."""
     if level not in LEVELS:
-        raise ValueError(f"unknown augmentation level {level!r}; use one of {', '.join(LEVELS)}")
+        raise ConfigError(f"unknown augmentation level {level!r}; use one of {', '.join(LEVELS)}")
     if level == "none":
         return {}
     params = {"flip": torch.rand(n, generator=generator) < 0.5}

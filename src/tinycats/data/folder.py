@@ -21,12 +21,9 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from tinycats.breeds import CLASS_NAMES
+from tinycats.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
-class DataError(ValueError):
-    """A problem with the user's data, with a message that says how to fix it."""
 
 
 @dataclass

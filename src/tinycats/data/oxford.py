@@ -35,8 +35,8 @@ from torchvision.datasets.utils import calculate_md5, check_integrity
 from tqdm.auto import tqdm
 
 from tinycats.breeds import CAT_BREEDS, CLASS_NAMES, OTHER
-from tinycats.data.folder import DataError
 from tinycats.data.source import OXFORD_MANIFEST
+from tinycats.errors import DataError, DownloadError, Unreachable
 
 HOME_PAGE = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
 # file name -> (url, md5): "images.tar.gz" and "annotations.tar.gz", as torchvision lists them.
@@ -45,14 +45,6 @@ SPLITS = {"train": "trainval.txt", "test": "test.txt"}  # our split -> the offic
 LISTS = (*SPLITS.values(), "list.txt")
 MANIFEST = OXFORD_MANIFEST
 NETWORK_ERRORS = (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError)
-
-
-class DownloadError(OSError):
-    """A download failed; the message says what to do."""
-
-
-class Unreachable(DownloadError):
-    """The server could not be reached, or the transfer broke off."""
 
 
 @dataclass(frozen=True)

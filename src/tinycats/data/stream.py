@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from tinycats.seeding import generator
-
-_EPOCH_STREAM = 1  # purpose tag for derive_seed
+from tinycats.seeding import STREAMS, generator
 
 
 class IndexStream:
@@ -25,7 +23,7 @@ class IndexStream:
 
     def permutation(self, epoch: int) -> torch.Tensor:
         if self._cached is None or self._cached[0] != epoch:
-            perm = torch.randperm(self.n, generator=generator(self.seed, _EPOCH_STREAM, epoch))
+            perm = torch.randperm(self.n, generator=generator(self.seed, STREAMS["data-order"], epoch))
             self._cached = (epoch, perm)
         return self._cached[1]
 

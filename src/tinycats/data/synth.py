@@ -39,6 +39,7 @@ from tinycats.data.synth_draw import (
     triangle,
     value_noise,
 )
+from tinycats.errors import UsageError
 
 MIN_SIZE, MAX_SIZE = 16, 256
 SPLITS = ("train", "test")  # the position is the split id mixed into every image's seed
@@ -247,7 +248,7 @@ def _light(cv: Canvas, rng: np.random.Generator) -> None:
 
 def _check_size(size: int) -> None:
     if not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} px, got {size}")
+        raise UsageError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} px, got {size}")
 
 
 def render_cat(class_index: int, size: int, rng: np.random.Generator) -> Image.Image:
@@ -259,7 +260,7 @@ def render_cat(class_index: int, size: int, rng: np.random.Generator) -> Image.I
     """
     _check_size(size)
     if not 0 <= class_index < len(TRAITS):
-        raise ValueError(f"class index must be in [0, {len(TRAITS)}), got {class_index}")
+        raise UsageError(f"class index must be in [0, {len(TRAITS)}), got {class_index}")
     breed = TRAITS[class_index]
     supersample = 4 if size <= 32 else 3 if size <= 96 else 2
     cv = Canvas(
@@ -327,7 +328,7 @@ def write_dataset(
     """
     _check_size(image_size)
     if per_class < 0 or test_per_class < 0:
-        raise ValueError(f"image counts must be >= 0, got {per_class} and {test_per_class}")
+        raise UsageError(f"image counts must be >= 0, got {per_class} and {test_per_class}")
     root = Path(out)
     counts: dict[str, dict[str, int]] = {}
     jobs = []

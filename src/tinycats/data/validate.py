@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from tinycats.breeds import CLASS_NAMES
 from tinycats.data.folder import DataError, load_image, scan
+from tinycats.errors import UsageError
 
 SPLITS = ("train", "test")
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -75,7 +76,7 @@ def validate(
     progress: bool = True,
 ) -> Report:
     if image_size < 1 or batch_size < 1:
-        raise ValueError(f"--image-size and --batch-size must be positive, not {image_size} and {batch_size}")
+        raise UsageError(f"--image-size and --batch-size must be positive, not {image_size} and {batch_size}")
     data_dir = Path(data_dir)
     files: list[FileCheck] = []
     class_names: list[str] = []

@@ -26,13 +26,13 @@ from torch import nn
 from tinycats import checkpoint
 from tinycats.data import augment
 from tinycats.data.folder import build_cache, load_image, scan
+from tinycats.errors import CheckpointError, ConfigError, DataError
 from tinycats.evaluate.settings import BACKBONES, ClassifierSettings
 from tinycats.runtime import pick_device
-from tinycats.seeding import generator
+from tinycats.seeding import STREAMS, generator
 
 FORMAT = "tinycats-classifier-v1"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-_ORDER_STREAM = 7  # purpose tag for derive_seed
 
 
 def _conv(c_in: int, c_out: int) -> nn.Sequential:
@@ -136,21 +136,21 @@ def build(backbone: str, num_classes: int) -> nn.Module:
         return SmallCNN(num_classes)
     if backbone == "resnet18":
         return ResNet18(num_classes)
-    raise ValueError(f"unknown backbone {backbone!r}; use one of {', '.join(BACKBONES)}")
+    raise ConfigError(f"unknown backbone {backbone!r}; use one of {', '.join(BACKBONES)}")
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise CheckpointError(
             f"classifier {path} does not exist: train one with `tinycats train-classifier DATA --output {path}`"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise ValueError(f"{path} is not a readable classifier ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{path} is not a readable classifier ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a tinycats classifier (made by `tinycats train-classifier`)")
+        raise CheckpointError(f"{path} is not a tinycats classifier (made by `tinycats train-classifier`)")
     net = build(state["backbone"], len(state["class_names"]))
     net.load_state_dict(state["model"])
     device = pick_device(device) if isinstance(device, str) else device
@@ -170,7 +170,7 @@ def load_pretrained_backbone(net: nn.Module, path: str | Path) -> None:
     weights = {k: v for k, v in weights.items() if not k.startswith("fc.")}
     missing, unexpected = net.body.load_state_dict(weights, strict=False)
     if unexpected or missing:
-        raise ValueError(f"{path} does not hold resnet18 weights (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(f"{path} does not hold resnet18 weights (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 EpochReport = Callable[[int, int, float, float, float], None]  # (epoch, epochs, mean loss, train accuracy, seconds)
@@ -203,7 +203,7 @@ def train_classifier(
     for epoch in range(s.epochs):
         start, net_loss, correct = time.perf_counter(), 0.0, 0
         net.train()
-        g = generator(s.seed, _ORDER_STREAM, epoch)
+        g = generator(s.seed, STREAMS["classifier-order"], epoch)
         order = torch.randperm(len(labels), generator=g).to(device)
         for i in range(steps_per_epoch):
             idx = order[i * batch : (i + 1) * batch]
@@ -248,7 +248,7 @@ def train_from_folder(
     if (Path(data_dir) / "test").is_dir():
         test = build_cache(scan(data_dir, "test"), s.image_size, progress=False)
         if list(test.class_names) != list(train.class_names):
-            raise ValueError(f"{data_dir}: test classes {test.class_names} differ from train classes {train.class_names}")
+            raise DataError(f"{data_dir}: test classes {test.class_names} differ from train classes {train.class_names}")
         clf.test_accuracy, predicted = accuracy(clf, test.images, test.labels)
         clf.info |= {
             "test_images": len(test.labels),

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tinycats.grids import labelled_grid
+from tinycats.pictures import labelled_grid
 
 PERCENTILE = 5.0
 

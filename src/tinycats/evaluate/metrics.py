@@ -21,15 +21,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tinycats.errors import InceptionUnavailable, UsageError
+
 INCEPTION = "inception-v3-compat"
 INCEPTION_METRICS = ("fid", "kid", "is", "prc")
 FID_RELIABLE_N = 2048  # below this the 2048-d covariance is rank-deficient and FID is biased upwards
 _TORCH_FIDELITY_FLAGS = {"fid": "fid", "kid": "kid", "is": "isc", "prc": "prc"}
-
-
-class InceptionUnavailable(OSError):
-    """Inception metrics cannot run here (no weights file, or torch-fidelity not installed); the
-    message says how to fix it."""
 
 
 def inception_url() -> str:
@@ -99,7 +96,7 @@ def fidelity_metrics(
         raise ValueError(f"wanted must be a non-empty subset of {INCEPTION_METRICS}, got {sorted(wanted)}")
     n_gen, n_real = len(generated), len(real)
     if min(n_gen, n_real) < 2:
-        raise ValueError(f"Inception metrics need at least 2 images per set, got {n_gen} generated and {n_real} real")
+        raise UsageError(f"Inception metrics need at least 2 images per set, got {n_gen} generated and {n_real} real")
     settings = {
         "feature_extractor": extractor,
         "kid_subset_size": min(1000, n_gen, n_real),

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import math
 import platform
-import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tinycats.checkpoint import sha256, weights_file, weights_sha256
+from tinycats.checkpoint import sha256, step_of, weights_file, weights_sha256
+from tinycats.errors import UsageError
 
 # Which way is better, for the change against a baseline. Others (std, reference values, the
 # memorised fraction, whose ideal is the test set's own fraction) have no direction.
@@ -57,11 +57,11 @@ def compare(metrics: dict[str, float | None], baseline: dict[str, Any], baseline
 def read_baseline(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"baseline report {path} does not exist (a JSON file written by `tinycats evaluate`)")
+        raise UsageError(f"baseline report {path} does not exist (a JSON file written by `tinycats evaluate`)")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"baseline report {path} is not JSON ({exc})") from exc
+        raise UsageError(f"baseline report {path} is not JSON ({exc})") from exc
 
 
 def find_metrics_jsonl(checkpoint: str, log_dir: str | None) -> Path | None:
@@ -233,9 +233,8 @@ def markdown(report: dict[str, Any]) -> str:
 def checkpoint_identity(path: str, model: torch.nn.Module) -> dict[str, Any]:
     """Path, sha256 (of the file, or of a Hub folder's model.safetensors), step, and the identity
     of the weights themselves (`checkpoint.weights_sha256`, the same in every container)."""
-    match = re.search(r"dit_step_(\d+)(?:_ema)?\.pt$", str(path))
-    step = int(match.group(1)) if match else None
-    return {"path": str(path), "sha256": _sha256_of(path), "step": step, "weights_sha256": weights_sha256(model.state_dict())}
+    identity = {"path": str(path), "sha256": _sha256_of(path), "step": step_of(path)}
+    return {**identity, "weights_sha256": weights_sha256(model.state_dict())}
 
 
 def _sha256_of(path: str) -> str | None:

@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tinycats.api import load_generator
 from tinycats.checkpoint import sha256
+from tinycats.errors import UsageError
 from tinycats.evaluate import classifier as classifier_lib
 from tinycats.evaluate import memorization, metrics, report
 from tinycats.evaluate.samples import ImageSet, overview_grid, read_folder, read_generated, write_generated
+from tinycats.generator import load_generator
 from tinycats.runtime import pick_device
 from tinycats.sampling import sample
 
@@ -65,11 +66,11 @@ class EvalSettings:
         if self.metrics is not None:
             unknown = sorted(set(self.metrics) - set(ALL_METRICS))
             if unknown:
-                raise ValueError(f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}")
+                raise UsageError(f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}")
         if self.num_samples < 1:
-            raise ValueError("--num-samples must be at least 1")
+            raise UsageError("--num-samples must be at least 1")
         if "breed_accuracy" in (self.metrics or ()) and not self.classifier:
-            raise ValueError(
+            raise UsageError(
                 "--breed-accuracy needs a breed classifier: pass --classifier (train one with `tinycats train-classifier`)"
             )
 
@@ -140,7 +141,9 @@ def evaluate(s: EvalSettings) -> dict[str, Any]:
     clock = time.perf_counter()
     settings = None
     if s.generate_samples:
-        settings = dataclasses.replace(model.sample_config, **_sampler_changes(s))
+        settings = model.sample_config.override(
+            sampler=s.sampler, steps=s.steps, cfg_scale=s.cfg_scale, guidance_interval=s.guidance_interval
+        )
         count = s.num_samples * len(names) if s.per_breed else s.num_samples
         labels = [i % len(names) for i in range(count)]
         images = sample(model, labels, settings, seed=s.seed, batch_size=s.batch_size, progress=s.progress)
@@ -208,11 +211,6 @@ def _real_split(path: Path) -> Path:
     return path / "test" if (path / "test").is_dir() else path
 
 
-def _sampler_changes(s: EvalSettings) -> dict[str, Any]:
-    changes = {"sampler": s.sampler, "steps": s.steps, "cfg_scale": s.cfg_scale, "guidance_interval": s.guidance_interval}
-    return {k: v for k, v in changes.items() if v is not None}
-
-
 def _inception_weights(s: EvalSettings, found: Findings) -> tuple[list[str], Path | None]:
     """The Inception metrics to compute and the weights file, checked before any sampling. Asked
     for by flag without the file: an error. Asked for implicitly (settings.metrics None): skipped,
@@ -267,7 +265,7 @@ def _load_classifier(path: str, names: list[str], device: torch.device) -> class
     clf = classifier_lib.load(path, device)
     missing = [n for n in names if n not in clf.class_names]
     if missing:
-        raise ValueError(f"the classifier {path} does not know the model's class(es) {missing}: train it on the same data set")
+        raise UsageError(f"the classifier {path} does not know the model's class(es) {missing}: train it on the same data set")
     return clf
 
 

@@ -17,8 +17,7 @@ import torch
 from PIL import Image
 
 from tinycats.data.folder import IMAGE_EXTENSIONS, DataError, ImageList, build_cache
-from tinycats.grids import labelled_grid
-from tinycats.images import to_uint8
+from tinycats.pictures import labelled_grid, to_uint8
 
 
 @dataclass

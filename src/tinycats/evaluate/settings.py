@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tinycats.errors import UsageError
+
 BACKBONES = ("small-cnn", "resnet18")
 DEFAULT_IMAGE_SIZE = {"small-cnn": 32, "resnet18": 128}
 
@@ -22,9 +24,9 @@ class ClassifierSettings:
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; use one of {', '.join(BACKBONES)}")
+            raise UsageError(f"unknown backbone {self.backbone!r}; use one of {', '.join(BACKBONES)}")
         if self.pretrained_weights and self.backbone != "resnet18":
-            raise ValueError("--pretrained-weights holds ResNet-18 weights: use it with --backbone resnet18")
+            raise UsageError("--pretrained-weights holds ResNet-18 weights: use it with --backbone resnet18")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("--epochs and --batch-size must be at least 1")
+            raise UsageError("--epochs and --batch-size must be at least 1")
         self.image_size = self.image_size or DEFAULT_IMAGE_SIZE[self.backbone]

@@ -17,6 +17,7 @@ from tinycats.checkpoint import sha256, weights_sha256
 from tinycats.errors import HubError
 from tinycats.hub import layout
 from tinycats.hub.load import model_config, read_config
+from tinycats.onnx_contract import METADATA_FORMAT, METADATA_KEY
 
 EVALUATION_FORMAT = "tinycats-evaluation-v1"
 
@@ -87,13 +88,11 @@ def _same_weights(found: Any, digest: str, shown: str, what: str) -> None:
 def _check_onnx(folder: Path, digest: str, classes: list[str], name) -> None:
     import onnx
 
-    from tinycats import onnx_sampler
-
     if not (folder / layout.SIDECAR).is_file() or not (folder / layout.ONNX["fp32"]).is_file():
         raise HubError(f"{folder}: the ONNX files need {layout.ONNX['fp32']} and its sidecar {layout.SIDECAR}")
     side = _read_json(folder / layout.SIDECAR, name(layout.SIDECAR))
-    if side.get("format") != onnx_sampler.METADATA_FORMAT:
-        raise HubError(f"{name(layout.SIDECAR)}: format {side.get('format')!r}, expected {onnx_sampler.METADATA_FORMAT!r}")
+    if side.get("format") != METADATA_FORMAT:
+        raise HubError(f"{name(layout.SIDECAR)}: format {side.get('format')!r}, expected {METADATA_FORMAT!r}")
     if side.get("class_names") != classes:
         raise HubError(f"{name(layout.SIDECAR)}: class_names {side.get('class_names')} differ from {layout.CONFIG}'s {classes}")
     _same_weights(side.get("weights_sha256"), digest, name(layout.SIDECAR), "export it")
@@ -108,7 +107,7 @@ def _check_onnx(folder: Path, digest: str, classes: list[str], name) -> None:
         if entry.get("sha256") != sha256(path) or entry.get("bytes") != path.stat().st_size:
             raise HubError(f"{name(layout.SIDECAR)}: the sha256 or size of files.{kind} does not match {rel}")
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        meta = json.loads(props.get(onnx_sampler.METADATA_KEY, "{}"))
+        meta = json.loads(props.get(METADATA_KEY, "{}"))
         _same_weights(meta.get("weights_sha256"), digest, name(rel), "export it")
         if meta.get("class_names") != classes:
             raise HubError(f"{name(rel)}: class_names {meta.get('class_names')} differ from {layout.CONFIG}'s {classes}")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from tinycats.errors import HubError
+
 HUB_FORMAT = "tinycats-hub-v1"
 PREFIX = "hf://"
 
@@ -48,5 +50,5 @@ def parse_ref(text: str) -> tuple[str, str | None]:
     """hf://OWNER/REPO[@REVISION] -> (OWNER/REPO, REVISION or None)."""
     match = _REF.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a Hub model: write hf://OWNER/REPO or hf://OWNER/REPO@REVISION")
+        raise HubError(f"{text!r} is not a Hub model: write hf://OWNER/REPO or hf://OWNER/REPO@REVISION")
     return match.group(1), match.group(2)

@@ -44,7 +44,7 @@ def stage(inputs: StageInputs, out: str | Path) -> dict[str, int]:
         raise HubError(f"{out} exists and is not a staged tinycats repo: choose another folder")
     _require_files(inputs)
     state = checkpoint.load(inputs.generator)
-    run = RunConfig.from_dict(state["config"])
+    run = checkpoint.run_config(state)
     model = TinyDiT(run.model)
     model.load_state_dict(checkpoint.ema_weights(state), strict=True)
     build = out.with_name(f".{out.name}.staging-{os.getpid()}")
@@ -106,7 +106,8 @@ def _copy(source: Path, target: Path) -> None:
 
 def _stage_onnx(fp32: Path, build: Path, origins: dict[str, Path]) -> None:
     """The fp32 graph, its _int8 sibling when there is one, and a sidecar naming them as the layout does."""
-    from tinycats.export import int8_path, write_sidecar
+    from tinycats.export import write_sidecar
+    from tinycats.onnx_contract import int8_path
     from tinycats.onnx_sampler import OnnxModelError, read_metadata
 
     sources = {"fp32": Path(fp32), "int8": int8_path(fp32)}

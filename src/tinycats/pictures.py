@@ -1,23 +1,32 @@
-"""Pictures without PyTorch: float arrays to uint8, grids, and the sample gallery's folder layout.
+"""Pictures: generated images to uint8 and PIL, labelled and plain grids, and the sample gallery's
+folder layout (OUT/<Class>/<Class>_<i>.png, OUT/grids/<Class>.png, OUT/overview.png).
 
-The PyTorch sampler and the ONNX-only sampler (which must run where torch is not installed) both
-write their pictures through this module, so the two produce the same files in the same places.
+Torch-free: it takes numpy arrays or torch tensors alike (a tensor is converted, never imported),
+so the PyTorch sampler and the ONNX-only sampler (which must run where torch is not installed)
+write the same files in the same places through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] float NCHW -> uint8 NHWC, rounding to the nearest level (ties to even)."""
+def to_uint8(images: Any) -> np.ndarray:
+    """[-1, 1] float NCHW (numpy or torch) -> uint8 NHWC, rounding to the nearest level (ties to even)."""
+    if hasattr(images, "detach"):  # a torch tensor, possibly on a GPU
+        images = images.detach().float().cpu().numpy()
     x = ((np.clip(images.astype(np.float32, copy=False), -1, 1) + 1) * 127.5).round().astype(np.uint8)
     return x.transpose(0, 2, 3, 1)
+
+
+def to_pil(images: Any) -> list[Image.Image]:
+    return [Image.fromarray(a) for a in to_uint8(images)]
 
 
 def labelled_grid(rows: Sequence[tuple[str, Sequence[Image.Image]]], cell: int | None = None, pad: int = 2) -> Image.Image:
@@ -59,6 +68,19 @@ def gallery_order(breeds: Sequence[int], per_breed: int) -> tuple[list[int], lis
     labels = [b for b in breeds for _ in range(per_breed)]
     indices = [i for _ in breeds for i in range(per_breed)]
     return labels, indices
+
+
+def write_gallery(
+    draw: Callable[[list[int], list[int]], Any],
+    class_names: Sequence[str],
+    breeds: Sequence[int],
+    per_breed: int,
+    out_dir: str | Path,
+) -> Gallery:
+    """Draw the gallery's images with `draw(labels, noise_indices)` (a PyTorch or ONNX sampler,
+    returning [-1, 1] NCHW) and write them with `save_gallery`."""
+    labels, indices = gallery_order(breeds, per_breed)
+    return save_gallery(to_pil(draw(labels, indices)), class_names, breeds, per_breed, out_dir)
 
 
 def save_gallery(
