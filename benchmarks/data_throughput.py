@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from tinycats.config import load_config
-from tinycats.distributed import Context
 from tinycats.perf import time_per_call
 from tinycats.runtime import pick_device
-from tinycats.train import Batches
+from tinycats.training.distributed import Context
+from tinycats.training.loop import Batches
 
 try:
     from train_throughput import measure as measure_training

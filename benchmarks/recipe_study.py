@@ -22,13 +22,13 @@ import torch
 
 from tinycats.api import load_generator
 from tinycats.config import SampleConfig, load_config
+from tinycats.core.sampling import sample
 from tinycats.data import augment
 from tinycats.data.folder import build_cache, scan
 from tinycats.data.synth import write_dataset
 from tinycats.evaluate import classifier as clf_lib
 from tinycats.evaluate.metrics import feature_frechet_distance
-from tinycats.sampling import sample
-from tinycats.train import train
+from tinycats.training.loop import train
 
 VARIANTS = {
     "x-logit": {"prediction": "x", "time_sampling": "logit-normal"},

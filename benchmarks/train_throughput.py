@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from tinycats import flow
 from tinycats.config import load_config
-from tinycats.ema import EMA
-from tinycats.model import TinyDiT, count_parameters
-from tinycats.optim import build
+from tinycats.core import flow
+from tinycats.core.ema import EMA
+from tinycats.core.model import TinyDiT, count_parameters
 from tinycats.perf import count_flops, peak_matmul_flops, time_per_call
 from tinycats.runtime import autocast, pick_device
+from tinycats.training.optim import build
 
 
 def measure(preset: str, batch_size: int, device_name: str, steps: int, warmup: int, precision: str, compile_: bool) -> dict:

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import torch
 
-from tinycats import checkpoint, onnx_sampler
+from tinycats import checkpoint
 from tinycats.config import SampleConfig, load_config
-from tinycats.export import export_onnx
+from tinycats.core.model import TinyDiT
+from tinycats.export import onnx_sampler
+from tinycats.export.onnx import export_onnx
 from tinycats.hub import layout
 from tinycats.hub.stage import StageInputs, stage
-from tinycats.model import TinyDiT
 from tinycats.web import make_server, serve_in_background
 
 ROOT = Path(__file__).resolve().parents[1]

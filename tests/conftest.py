@@ -11,7 +11,7 @@ from PIL import Image
 
 from tinycats import checkpoint
 from tinycats.config import RunConfig, load_config
-from tinycats.model import TinyDiT
+from tinycats.core.model import TinyDiT
 
 # Three classes with clearly different colours, so a few steps of training have something to learn.
 COLOURS = {"Bengal": (220, 140, 40), "Bombay": (20, 20, 20), "Other": (60, 120, 220)}

@@ -6,7 +6,7 @@ import tinycats
 from tinycats import checkpoint
 from tinycats.errors import HubError
 from tinycats.hub.stage import StageInputs, stage
-from tinycats.train import train
+from tinycats.training.loop import train
 
 from conftest import tiny_config
 

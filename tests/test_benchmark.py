@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from tinycats import benchmark_report
-from tinycats.benchmark import Backend, BenchmarkSettings, measure, onnx_files, run_benchmark, stats_ms
-from tinycats.benchmark_report import PROCESS_PEAK, ROW_PEAK, PeakMemory, current_rss_bytes, format_table
 from tinycats.cli import main
-from tinycats.export import export_onnx
-from tinycats.onnx_sampler import OnnxModelError
-from tinycats.solvers import model_calls
+from tinycats.core.solvers import model_calls
+from tinycats.export import benchmark_report
+from tinycats.export.benchmark import Backend, BenchmarkSettings, measure, onnx_files, run_benchmark, stats_ms
+from tinycats.export.benchmark_report import PROCESS_PEAK, ROW_PEAK, PeakMemory, current_rss_bytes, format_table
+from tinycats.export.onnx import export_onnx
+from tinycats.export.onnx_sampler import OnnxModelError
 
 from conftest import make_checkpoint
 

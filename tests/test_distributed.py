@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tinycats import checkpoint
-from tinycats.distributed import Context
-from tinycats.train import Batches, train
+from tinycats.training.distributed import Context
+from tinycats.training.loop import Batches, train
 
 from conftest import tiny_config
 

@@ -2,7 +2,7 @@ import itertools
 
 import torch
 
-from tinycats.ema import EMA
+from tinycats.core.ema import EMA
 
 
 def test_decay_ramps_up_to_beta():

@@ -17,12 +17,12 @@ from torch import nn
 from tinycats import checkpoint
 from tinycats.breeds import CLASS_NAMES
 from tinycats.cli import main
+from tinycats.core.model import TinyDiT
 from tinycats.data.synth import write_dataset
 from tinycats.evaluate import report
 from tinycats.evaluate.classifier import ClassifierSettings, train_from_folder
 from tinycats.evaluate.run import METRIC_KEYS, EvalSettings, evaluate
-from tinycats.model import TinyDiT
-from tinycats.train import train
+from tinycats.training.loop import train
 
 from conftest import tiny_config
 

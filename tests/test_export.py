@@ -15,8 +15,8 @@ import tinycats
 from tinycats import checkpoint
 from tinycats.breeds import CLASS_NAMES
 from tinycats.cli import main
-from tinycats.export import FP32_TOLERANCE, ExportError, export_onnx
-from tinycats.model import TinyDiT
+from tinycats.core.model import TinyDiT
+from tinycats.export.onnx import FP32_TOLERANCE, ExportError, export_onnx
 
 from conftest import make_checkpoint
 

@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from tinycats import flow
 from tinycats.config import ModelConfig, SampleConfig
-from tinycats.model import TinyDiT
-from tinycats.sampling import sample
+from tinycats.core import flow
+from tinycats.core.model import TinyDiT
+from tinycats.core.sampling import sample
 
 
 def test_time_direction_zero_is_noise_one_is_data():

@@ -22,6 +22,8 @@ from safetensors import safe_open
 
 from tinycats import checkpoint
 from tinycats.cli import main
+from tinycats.core.model import TinyDiT
+from tinycats.core.sampling import sample
 from tinycats.data.synth import write_dataset
 from tinycats.errors import HubError
 from tinycats.evaluate.classifier import ClassifierSettings, train_from_folder
@@ -29,9 +31,7 @@ from tinycats.generator import load_generator
 from tinycats.hub import layout
 from tinycats.hub.check import check
 from tinycats.hub.publish import publish, record_path
-from tinycats.model import TinyDiT
-from tinycats.sampling import sample
-from tinycats.train import train
+from tinycats.training.loop import train
 
 from conftest import tiny_config
 

@@ -15,8 +15,14 @@ from modal.cli.run import _get_click_command_for_local_entrypoint
 from modal.file_pattern_matcher import FilePatternMatcher
 from modal.mount import _MountedPythonModule
 
-from tinycats.cli import build_parser
+from tinycats.config import load_config
 from tinycats.errors import DataError, TrainingDiverged, TrainingInterrupted
+from tinycats.training import launch
+
+
+def train_spec(tmp_path, checkpoint_dir: str) -> dict:
+    return {"data_dir": str(tmp_path / "data"), "checkpoint_dir": checkpoint_dir, "log_dir": str(tmp_path / "out"),
+            "config": "cpu-demo", "flags": {}}  # fmt: skip
 
 
 @pytest.fixture
@@ -113,18 +119,19 @@ def test_the_image_is_built_from_the_pinned_requirements_and_the_package_with_it
     # What the client would mount for the package: the presets (YAML) too, but no byte code.
     ignore = FilePatternMatcher(*module.SOURCE_IGNORE)
     mounted = {str(remote) for _, remote in _MountedPythonModule(module.SOURCE, ignore=ignore).get_files_to_upload()}
-    assert {"/root/tinycats/train.py", "/root/tinycats/configs/high-accuracy.yaml"} <= mounted
+    assert {"/root/tinycats/training/loop.py", "/root/tinycats/configs/high-accuracy.yaml"} <= mounted
     assert not any("__pycache__" in path for path in mounted)
 
 
-def test_remote_arguments_are_valid_train_flags_with_paths_on_the_volume(app_module):
+def test_the_remote_spec_has_paths_on_the_volume_and_only_the_given_flags(app_module):
     module, _, _ = app_module
-    flags = {"config": "high-accuracy", "steps": 400000, "lr": 5e-5, "warmup_steps": None, "compile": False}
-    argv = module.remote_train_args("cats", "ha", flags)
-    assert argv[:5] == ["/vol/data/cats", "--checkpoint-dir", "/vol/runs/ha/checkpoints", "--log-dir", "/vol/runs/ha/outputs"]
-    assert "--warmup-steps" not in argv  # not given: the preset decides
-    args = build_parser().parse_args(["train", *argv, "--resume", "auto"])
-    assert args.steps == 400000 and args.lr == 5e-5 and args.config == "high-accuracy" and args.compile is False
+    flags = {"steps": 400000, "lr": 5e-5, "warmup_steps": None, "compile": False}
+    spec = module.remote_spec("cats", "ha", "high-accuracy", flags)
+    paths = (spec["data_dir"], spec["checkpoint_dir"], spec["log_dir"])
+    assert paths == ("/vol/data/cats", "/vol/runs/ha/checkpoints", "/vol/runs/ha/outputs")
+    assert spec["flags"] == {"steps": 400000, "lr": 5e-5, "compile": False}  # warm-up not given: the preset decides
+    cfg = load_config(spec["config"], launch.overrides(spec["flags"]))
+    assert (cfg.train.steps, cfg.train.lr, cfg.train.compile, cfg.train.warmup_steps) == (400000, 5e-5, False, 15000)
 
 
 def test_the_entrypoint_takes_the_records_flags_and_passes_them_to_training(app_module, monkeypatch):
@@ -132,17 +139,23 @@ def test_the_entrypoint_takes_the_records_flags_and_passes_them_to_training(app_
     record = "--config option-c --image-size 256 --model tinydit-256 --compile --ema-beta 0.9995 --seed 7 --resume none"
     cli = _get_click_command_for_local_entrypoint(module.app, module.main).make_context("main", record.split())
     calls = []
-    remote = SimpleNamespace(remote=lambda argv, resume: calls.append((argv, resume)) or {"status": "done", "code": 0})
+    remote = SimpleNamespace(remote=lambda spec, resume: calls.append((spec, resume)) or {"status": "done", "step": 0})
     monkeypatch.setattr(module, "train_remote", SimpleNamespace(with_options=lambda gpu: remote))
     monkeypatch.setattr(module, "upload_data", lambda local, name: None)
     monkeypatch.setattr(module, "_listing", lambda path: [])
     with pytest.raises(SystemExit, match="no checkpoint"):  # the fake run saved none
         module.main(**cli.params)
-    ((argv, resume),) = calls
-    args = build_parser().parse_args(["train", *argv])
-    assert (args.config, args.image_size, args.model, args.compile, args.ema_beta, args.seed) == (
-        "option-c", 256, "tinydit-256", True, 0.9995, 7)  # fmt: skip
-    assert resume == "none" and args.steps is None  # not given: the preset decides
+    ((spec, resume),) = calls
+    assert spec["config"] == "option-c"
+    assert spec["flags"] == {"image_size": 256, "model": "tinydit-256", "compile": True, "ema_beta": 0.9995, "seed": 7}
+    assert resume == "none"  # and no --steps: the preset decides
+
+
+def test_a_bad_setting_stops_before_a_gpu_starts(app_module, monkeypatch):
+    module, _, _ = app_module
+    monkeypatch.setattr(module, "train_remote", SimpleNamespace(with_options=lambda gpu: pytest.fail("a GPU was asked for")))
+    with pytest.raises(SystemExit, match="invalid train setting augmentation_level"):
+        module.main(augmentation_level="extreme")
 
 
 def test_resume_none_or_a_path_needs_a_new_run_and_an_existing_file(app_module, monkeypatch):
@@ -166,12 +179,12 @@ def test_a_diverged_run_or_bad_input_is_final_and_not_retried(app_module, monkey
     def diverge(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr("tinycats.train.train", diverge)
+    monkeypatch.setattr("tinycats.training.loop.train", diverge)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     commits = []
     monkeypatch.setattr(module, "volume", SimpleNamespace(commit=lambda: commits.append(1)))
-    argv = [str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", str(tmp_path / "out")]
-    outcome = module.train_remote.local(argv, "auto")  # the remote function's own code, run here: it must not raise
+    run = train_spec(tmp_path, str(tmp_path / "ckpt"))
+    outcome = module.train_remote.local(run, "auto")  # the remote function's own code, run here: it must not raise
     assert outcome == {"status": "failed", "error": f"{type(error).__name__}: {error}"} and commits
     remote = SimpleNamespace(remote=lambda argv, resume: outcome)
     monkeypatch.setattr(module, "train_remote", SimpleNamespace(with_options=lambda gpu: remote))
@@ -187,19 +200,19 @@ def test_a_bug_is_not_taken_for_bad_input_and_is_retried(app_module, monkeypatch
     def bug(*args, **kwargs):
         raise ValueError("a programming error, not the user's")
 
-    monkeypatch.setattr("tinycats.train.train", bug)
+    monkeypatch.setattr("tinycats.training.loop.train", bug)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr(module, "volume", SimpleNamespace(commit=lambda: None))
-    argv = [str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", str(tmp_path / "out")]
+    run = train_spec(tmp_path, str(tmp_path / "ckpt"))
     with pytest.raises(ValueError, match="programming error"):  # raised, so Modal retries the container
-        module.train_remote.local(argv, "auto")
+        module.train_remote.local(run, "auto")
 
 
 @pytest.mark.filterwarnings("ignore:The train_remote function is executing locally")
 def test_a_container_without_its_gpu_is_retried_not_run_on_the_cpu(app_module, monkeypatch, tmp_path):
     module, _, _ = app_module
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("tinycats.train.train", lambda *a, **k: pytest.fail("trained without a GPU"))
+    monkeypatch.setattr("tinycats.training.loop.train", lambda *a, **k: pytest.fail("trained without a GPU"))
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         module.train_remote.local([str(tmp_path / "data")], "auto")
 
@@ -208,20 +221,20 @@ def test_a_preemption_is_raised_so_modal_retries_and_every_retry_resumes_the_lat
     module, _, _ = app_module
     starts, loaded, latest = [], [], {}
 
-    def preempted(cfg, data_dir, checkpoint_dir, log_dir, state, *rest):
+    def preempted(cfg, data_dir, checkpoint_dir, log_dir, state, *rest, **options):
         starts.append(state)
         raise TrainingInterrupted(15, None)
 
-    monkeypatch.setattr("tinycats.train.train", preempted)
+    monkeypatch.setattr("tinycats.training.loop.train", preempted)
     monkeypatch.setattr("tinycats.checkpoint.latest", lambda directory: latest.get(directory))
     monkeypatch.setattr("tinycats.checkpoint.load", lambda path: loaded.append(str(path)) or {"format": "ema"})  # then stops
-    argv = [str(tmp_path / "data"), "--checkpoint-dir", "/vol/runs/new/checkpoints", "--log-dir", str(tmp_path / "out")]
+    run = train_spec(tmp_path, "/vol/runs/new/checkpoints")
     with pytest.raises(TrainingInterrupted):
-        module.train_on_volume(argv, "none", commit=lambda: None)
+        module.train_on_volume(run, "none", commit=lambda: None)
     assert starts == [None] and loaded == []  # "none": a fresh start while the run has no checkpoint of its own
-    module.train_on_volume(argv, "/vol/runs/old/checkpoints/dit_step_50000.pt", commit=lambda: None)
+    module.train_on_volume(run, "/vol/runs/old/checkpoints/dit_step_50000.pt", commit=lambda: None)
     latest["/vol/runs/new/checkpoints"] = "/vol/runs/new/checkpoints/dit_step_60000.pt"
-    module.train_on_volume(argv, "/vol/runs/old/checkpoints/dit_step_50000.pt", commit=lambda: None)  # a retry
+    module.train_on_volume(run, "/vol/runs/old/checkpoints/dit_step_50000.pt", commit=lambda: None)  # a retry
     assert loaded == ["/vol/runs/old/checkpoints/dit_step_50000.pt", "/vol/runs/new/checkpoints/dit_step_60000.pt"]
 
 

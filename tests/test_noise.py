@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tinycats.noise import initial_noise, standard_normal
+from tinycats.core.noise import initial_noise, standard_normal
 
 VECTORS = json.loads((Path(__file__).parent / "noise_vectors.json").read_text())
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,13 +9,13 @@ import torch
 from PIL import Image
 
 import tinycats
-from tinycats import onnx_sampler
 from tinycats.cli import main
 from tinycats.config import SampleConfig
-from tinycats.export import export_onnx
-from tinycats.noise import initial_noise
+from tinycats.core.noise import initial_noise
+from tinycats.core.sampling import sample
+from tinycats.export import onnx_sampler
+from tinycats.export.onnx import export_onnx
 from tinycats.pictures import to_uint8
-from tinycats.sampling import sample
 
 from conftest import make_checkpoint
 

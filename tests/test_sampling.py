@@ -4,11 +4,11 @@ import numpy as np
 import torch
 
 from tinycats.config import MODEL_PRESETS, ModelConfig, SampleConfig
-from tinycats.flow import velocity
-from tinycats.model import TinyDiT
-from tinycats.noise import initial_noise
-from tinycats.sampling import GuidedStep, guided_velocity, sample
-from tinycats.solvers import euler, guided, heun, model_calls
+from tinycats.core.flow import velocity
+from tinycats.core.model import TinyDiT
+from tinycats.core.noise import initial_noise
+from tinycats.core.sampling import GuidedStep, guided_velocity, sample
+from tinycats.core.solvers import euler, guided, heun, model_calls
 
 
 def test_solvers_integrate_from_zero_to_one_with_the_expected_order():

@@ -4,9 +4,11 @@ import math
 import pytest
 import torch
 
-from tinycats import checkpoint, flow, optim
+from tinycats import checkpoint
+from tinycats.core import flow
 from tinycats.errors import TrainingDiverged
-from tinycats.train import train
+from tinycats.training import optim
+from tinycats.training.loop import train
 
 from conftest import tiny_config
 

@@ -21,13 +21,13 @@ from urllib.parse import urlencode, urlparse
 import numpy as np
 import pytest
 
-from tinycats import onnx_sampler
 from tinycats.config import SampleConfig
 from tinycats.data.synth import write_dataset
+from tinycats.export import onnx_sampler
 from tinycats.hub import layout
 from tinycats.hub.stage import StageInputs, stage
 from tinycats.pictures import to_uint8
-from tinycats.train import train
+from tinycats.training.loop import train
 from tinycats.web import PAGE_DIR, make_server, serve_in_background
 
 from conftest import tiny_config
@@ -77,7 +77,7 @@ def site(tmp_path_factory) -> SimpleNamespace:
     data = root / "cats"
     write_dataset(data, per_class=6, test_per_class=0, image_size=16, seed=0, progress=False)
     result = train(tiny_config(steps=4), data, root / "ck", root / "out", device="cpu", progress=False)
-    from tinycats.export import export_onnx
+    from tinycats.export.onnx import export_onnx
 
     exported = export_onnx(result.ema_checkpoint, root / "export" / "generator.onnx", quantize=True)
     good = root / "hub"

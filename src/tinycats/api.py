@@ -14,11 +14,11 @@ from PIL import Image
 
 from tinycats.breeds import class_index
 from tinycats.config import SampleConfig
+from tinycats.core.model import TinyDiT
+from tinycats.core.sampling import sample
 from tinycats.errors import UsageError
 from tinycats.generator import load_generator
-from tinycats.model import TinyDiT
 from tinycats.pictures import to_pil
-from tinycats.sampling import sample
 
 __all__ = ["generate", "load_generator"]
 

@@ -165,13 +165,3 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def weights_file(checkpoint: str | Path) -> Path:
-    """The file that holds a checkpoint's weights: the .pt itself, or a Hub folder's safetensors."""
-    from tinycats.hub import layout, load
-
-    if layout.is_ref(checkpoint):
-        return load.local_folder(str(checkpoint)) / layout.WEIGHTS
-    path = Path(checkpoint)
-    return path / layout.WEIGHTS if path.is_dir() else path

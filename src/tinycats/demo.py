@@ -16,17 +16,17 @@ from typing import Any
 
 from tinycats import checkpoint
 from tinycats.config import RunConfig, load_config
+from tinycats.core.model import count_parameters
+from tinycats.core.sampling import sample
 from tinycats.data.synth import write_dataset
 from tinycats.evaluate import classifier as classifier_lib
 from tinycats.evaluate.run import EvalSettings, evaluate
 from tinycats.evaluate.settings import ClassifierSettings
-from tinycats.export import Exported, export_onnx
+from tinycats.export.onnx import Exported, export_onnx
 from tinycats.generator import load_generator
 from tinycats.hub.stage import StageInputs, stage
-from tinycats.model import count_parameters
 from tinycats.pictures import write_gallery
-from tinycats.sampling import sample
-from tinycats.train import train
+from tinycats.training.loop import train
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 300, 40
 # 6 classifier epochs judge as well as 8 (100 % on the real test images) and pay for the ONNX export

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinycats import checkpoint
+from tinycats.core.model import TinyDiT
 from tinycats.hub import layout as hub_layout
 from tinycats.hub import load as hub_load
-from tinycats.model import TinyDiT
 from tinycats.runtime import pick_device
 
 
@@ -29,3 +29,11 @@ def load_generator(path: str | Path, device: str = "auto") -> TinyDiT:
         model.load_state_dict(checkpoint.ema_weights(state), strict=True)
         model.sample_config = run.sample
     return model.to(pick_device(device)).eval().requires_grad_(False)
+
+
+def weights_file(checkpoint: str | Path) -> Path:
+    """The file that holds a checkpoint's weights: the .pt itself, or a Hub folder's safetensors."""
+    if hub_layout.is_ref(checkpoint):
+        return hub_load.local_folder(str(checkpoint)) / hub_layout.WEIGHTS
+    path = Path(checkpoint)
+    return path / hub_layout.WEIGHTS if path.is_dir() else path

@@ -1,4 +1,4 @@
-// The initial noise, exactly as src/tinycats/noise.py defines it (read the formulas there):
+// The initial noise, exactly as src/tinycats/core/noise.py defines it (read the formulas there):
 // SplitMix64 as a counter-based generator keyed by (seed, index), Box-Muller in float64,
 // rounded to float32. Integer steps use BigInt, so they are exact; both sides are checked
 // against tests/noise_vectors.json.

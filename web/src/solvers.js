@@ -1,5 +1,5 @@
 // Euler and Heun from t = 0 (noise) to t = 1 (image), in the order of operations of
-// src/tinycats/solvers.py run on numpy float32 arrays: every product and sum is rounded to
+// src/tinycats/core/solvers.py run on numpy float32 arrays: every product and sum is rounded to
 // float32 (Math.fround), and Python-float step sizes are rounded to float32 before they scale
 // an array, as numpy does. So a browser sample matches `tinycats sample --onnx` to the last bit
 // wherever onnxruntime's kernels agree.

@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinycats.benchmark import BenchmarkSettings, run_benchmark
-    from tinycats.benchmark_report import format_table
+    from tinycats.export.benchmark import BenchmarkSettings, run_benchmark
+    from tinycats.export.benchmark_report import format_table
 
     settings = BenchmarkSettings(
         **sample_overrides(args),

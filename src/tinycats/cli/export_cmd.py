@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinycats.export import FP32_TOLERANCE, export_onnx
+    from tinycats.export.onnx import FP32_TOLERANCE, export_onnx
 
     opset = {"opset": args.opset} if args.opset else {}
     exported = export_onnx(args.checkpoint, args.output, quantize=args.quantize, verify=args.verify, **opset)

@@ -36,15 +36,15 @@ def run(args: argparse.Namespace) -> int:
     if args.num_samples < 1:
         raise UsageError("--num-samples must be at least 1")
     if args.onnx:  # imports nothing of PyTorch
-        from tinycats.onnx_sampler import load, sample
+        from tinycats.export.onnx_sampler import load, sample
 
         if args.device != "auto":
             raise UsageError("--device applies to --checkpoint; --onnx always runs on the CPU")
         model = load(args.onnx)
         names = model.class_names
     else:
+        from tinycats.core.sampling import sample
         from tinycats.generator import load_generator
-        from tinycats.sampling import sample
 
         model = load_generator(args.checkpoint, device=args.device)
         names = model.config.class_names

@@ -3,32 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 import yaml
 
 from tinycats.cli.common import add_device
-
-# flag dest -> config section; every one defaults to None so that only given flags override.
-MODEL_FLAGS = {"model": "preset", "image_size": "image_size", "prediction": "prediction"}
-TRAIN_FLAGS = (
-    "steps",
-    "batch_size",
-    "gradient_accumulation_steps",
-    "lr",
-    "warmup_steps",
-    "augmentation_level",
-    "ema_beta",
-    "label_dropout",
-    "time_sampling",
-    "checkpoint_interval",
-    "sample_interval",
-    "log_interval",
-    "seed",
-    "precision",
-    "compile",
-    "skip_bad_images",
-)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,33 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def overrides(args: argparse.Namespace) -> dict[str, dict]:
-    return {
-        "model": {key: getattr(args, dest) for dest, key in MODEL_FLAGS.items()},
-        "train": {key: getattr(args, key) for key in TRAIN_FLAGS},
-    }
-
-
-def resolve(args: argparse.Namespace):
-    """The run's config and, when resuming, the loaded training state (None for a new run)."""
-    from tinycats import checkpoint
-    from tinycats.config import load_config, resume_config
-
-    state = None
-    if args.resume:
-        path = checkpoint.latest(args.checkpoint_dir) if args.resume == "auto" else args.resume
-        if path is None:
-            print(f"--resume auto: no checkpoint in {args.checkpoint_dir}, starting a new run", file=sys.stderr)
-        else:
-            state = checkpoint.load_training_state(path)
-    cfg = resume_config(state["config"], overrides(args)) if state else load_config(args.config, overrides(args))
-    return cfg, state
-
-
 def run(args: argparse.Namespace, on_checkpoint=None) -> int:
-    from tinycats.train import train
+    from tinycats.training import launch
+    from tinycats.training.loop import train
 
-    cfg, state = resolve(args)
+    cfg, state = launch.resolve(args.config, vars(args), args.resume, args.checkpoint_dir)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0

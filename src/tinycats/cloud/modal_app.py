@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shlex
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -51,31 +50,35 @@ app = modal.App(APP_NAME, image=image)
 
 
 @app.function(gpu=DEFAULT_GPU, volumes={VOLUME_PATH: volume}, timeout=TIMEOUT_S, retries=RETRIES)
-def train_remote(train_args: list[str], resume: str = "auto") -> dict[str, object]:
-    """`tinycats train` on the volume: see train_on_volume. A container without its GPU is an
+def train_remote(spec: dict[str, object], resume: str = "auto") -> dict[str, object]:
+    """Training on the volume: see train_on_volume. A container without its GPU is an
     infrastructure fault: raised, so Modal retries it, rather than a run that trains on the CPU."""
     import torch
 
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA GPU is visible in this container")
-    return train_on_volume(train_args, resume, volume.commit)
+    return train_on_volume(spec, resume, volume.commit)
 
 
-def train_on_volume(train_args: list[str], resume: str, commit: Callable[[], object]) -> dict[str, object]:
-    """Train, committing the volume after every checkpoint. `resume` ("auto", "none" or a path) holds only while the
-    run has no checkpoint of its own; once it has one, an attempt is a retry and continues from the latest.
-    A TinycatsError comes back as {"status": "failed"} because raising it would make Modal retry; anything else (a
-    pre-emption's TrainingInterrupted, a bug, a crash) is raised, so that Modal retries it."""
+def train_on_volume(spec: dict[str, object], resume: str, commit: Callable[[], object]) -> dict[str, object]:
+    """Train `spec` (see remote_spec) through the training API, committing the volume after every checkpoint.
+    `resume` ("auto", "none" or a path) holds only while the run has no checkpoint of its own; once it has one, an
+    attempt is a retry and continues from the latest. A TinycatsError comes back as {"status": "failed"} because
+    raising it would make Modal retry; anything else (a pre-emption's TrainingInterrupted, a bug, a crash) is raised,
+    so that Modal retries it."""
     from tinycats import checkpoint
-    from tinycats.cli import build_parser
-    from tinycats.cli.train_cmd import run
+    from tinycats.training import launch
+    from tinycats.training.loop import train
 
-    args = build_parser().parse_args(["train", *train_args, "--no-progress"])
-    if checkpoint.latest(args.checkpoint_dir) is not None:
+    ckpt_dir = str(spec["checkpoint_dir"])
+    if checkpoint.latest(ckpt_dir) is not None:
         resume = "auto"
-    args.resume = None if resume == "none" else resume
     try:
-        return {"status": "done", "code": run(args, on_checkpoint=lambda path: commit())}
+        cfg, state = launch.resolve(spec["config"], spec["flags"], None if resume == "none" else resume, ckpt_dir)
+        if state and state["step"] >= cfg.train.steps:
+            return {"status": "done", "step": state["step"]}
+        result = train(cfg, spec["data_dir"], ckpt_dir, spec["log_dir"], state, progress=False, on_checkpoint=lambda _: commit())
+        return {"status": "done", "step": result.step}
     except TrainingInterrupted:
         raise
     except TinycatsError as exc:
@@ -84,17 +87,16 @@ def train_on_volume(train_args: list[str], resume: str, commit: Callable[[], obj
         commit()
 
 
-def remote_train_args(data_name: str, run_name: str, flags: dict[str, object]) -> list[str]:
-    """The `tinycats train` argument list for the container: paths on the volume, given flags only."""
+def remote_spec(data_name: str, run_name: str, config: str, flags: dict[str, object]) -> dict[str, object]:
+    """What the container trains: paths on the volume, the preset and the given flags (None: the preset decides)."""
     run_dir = f"{VOLUME_PATH}/runs/{run_name}"
-    argv = [f"{VOLUME_PATH}/data/{data_name}", "--checkpoint-dir", f"{run_dir}/checkpoints", "--log-dir", f"{run_dir}/outputs"]
-    for name, value in flags.items():
-        flag = name.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(f"--{flag}" if value else f"--no-{flag}")
-        elif value is not None:
-            argv += [f"--{flag}", str(value)]
-    return argv
+    return {
+        "data_dir": f"{VOLUME_PATH}/data/{data_name}",
+        "checkpoint_dir": f"{run_dir}/checkpoints",
+        "log_dir": f"{run_dir}/outputs",
+        "config": config,
+        "flags": {name: value for name, value in flags.items() if value is not None},
+    }
 
 
 def volume_resume(resume: str, run_name: str) -> str:
@@ -194,16 +196,21 @@ def main(
 ) -> None:
     """Flags not given keep the preset's value. --resume: auto (continue runs/<run-name> if it has a checkpoint),
     none (a fresh run), or a dit_step_N.pt on the volume (e.g. runs/<other>/checkpoints/dit_step_N.pt)."""
-    flags = {k: v for k, v in locals().items() if k not in ("data_dir", "run_name", "gpu", "resume")}  # the train flags
-    from tinycats.cli import build_parser
+    flags = {k: v for k, v in locals().items() if k not in ("data_dir", "config", "run_name", "gpu", "resume")}
+    from tinycats.config import load_config
+    from tinycats.training import launch
 
     local = Path(data_dir)
-    argv = remote_train_args(local.name, run_name, flags)
-    build_parser().parse_args(["train", *argv])  # a bad flag stops here, before a GPU starts
+    spec = remote_spec(local.name, run_name, config, flags)
+    try:
+        load_config(config, launch.overrides(spec["flags"]))  # a bad setting stops here, before a GPU starts
+    except TinycatsError as exc:
+        raise SystemExit(f"tinycats: error: {exc}") from None
     remote_resume = volume_resume(resume, run_name)
     upload_data(local, local.name)
-    print(f"training on {gpu}: tinycats train {shlex.join(argv)} (resume: {remote_resume})")
-    result = train_remote.with_options(gpu=gpu).remote(argv, remote_resume)
+    shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in spec["flags"].items())
+    print(f"training on {gpu}: --config {config} {shown} (resume: {remote_resume})")
+    result = train_remote.with_options(gpu=gpu).remote(spec, remote_resume)
     if result["status"] != "done":
         raise SystemExit(f"tinycats: error: training failed for good (not retried): {result['error']}")
     final = final_ema(_listing(f"runs/{run_name}/checkpoints"))

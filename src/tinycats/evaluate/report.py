@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from tinycats.checkpoint import sha256, step_of, weights_file, weights_sha256
+from tinycats.checkpoint import sha256, step_of, weights_sha256
 from tinycats.errors import UsageError
+from tinycats.generator import weights_file
 
 # Which way is better, for the change against a baseline. Others (std, reference values, the
 # memorised fraction, whose ideal is the test set's own fraction) have no direction.

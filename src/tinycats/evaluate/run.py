@@ -25,13 +25,13 @@ import torch
 from PIL import Image
 
 from tinycats.checkpoint import sha256
+from tinycats.core.sampling import sample
 from tinycats.errors import UsageError
 from tinycats.evaluate import classifier as classifier_lib
 from tinycats.evaluate import memorization, metrics, report
 from tinycats.evaluate.samples import ImageSet, overview_grid, read_folder, read_generated, write_generated
 from tinycats.generator import load_generator
 from tinycats.runtime import pick_device
-from tinycats.sampling import sample
 
 CLASSIFIER_METRICS = ("breed_accuracy",)
 CLASSIFIER_KEYS = ("breed_accuracy", "real_breed_accuracy", "fd_classifier", "fd_classifier_train_vs_test", "memorised_fraction")

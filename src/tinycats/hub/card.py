@@ -160,7 +160,7 @@ def _evaluation(report: dict[str, Any] | None, labels: dict[str, str]) -> str:
 def _speed(report: dict[str, Any] | None) -> str:
     if not report:
         return "## Speed\n\nNot benchmarked for this version.\n"
-    from tinycats.benchmark_report import format_table
+    from tinycats.export.benchmark_report import format_table
 
     env = report["environment"]
     where = f"{env.get('device_name') or env.get('device')}, {env.get('cpu_count')} CPUs, torch {env.get('torch')}"

@@ -15,9 +15,9 @@ from typing import Any
 
 from tinycats.checkpoint import sha256, weights_sha256
 from tinycats.errors import HubError
+from tinycats.export.contract import METADATA_FORMAT, METADATA_KEY
 from tinycats.hub import layout
 from tinycats.hub.load import model_config, read_config
-from tinycats.onnx_contract import METADATA_FORMAT, METADATA_KEY
 
 EVALUATION_FORMAT = "tinycats-evaluation-v1"
 

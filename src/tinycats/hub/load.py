@@ -79,7 +79,7 @@ def load_model(folder: str | Path):
     """The TinyDiT of a repo folder (EMA weights, strict), with `.sample_config` from config.json."""
     import safetensors.torch
 
-    from tinycats.model import TinyDiT
+    from tinycats.core.model import TinyDiT
 
     folder = Path(folder)
     config = read_config(folder)

@@ -37,7 +37,7 @@ class StageInputs:
 
 def stage(inputs: StageInputs, out: str | Path) -> dict[str, int]:
     """Write the repo folder OUT; return {relative path: bytes}. Raises HubError, leaving OUT as it was."""
-    from tinycats.model import TinyDiT, count_parameters
+    from tinycats.core.model import TinyDiT, count_parameters
 
     out = Path(out)
     if out.exists() and not (out / layout.CONFIG).is_file():
@@ -106,9 +106,9 @@ def _copy(source: Path, target: Path) -> None:
 
 def _stage_onnx(fp32: Path, build: Path, origins: dict[str, Path]) -> None:
     """The fp32 graph, its _int8 sibling when there is one, and a sidecar naming them as the layout does."""
-    from tinycats.export import write_sidecar
-    from tinycats.onnx_contract import int8_path
-    from tinycats.onnx_sampler import OnnxModelError, read_metadata
+    from tinycats.export.contract import int8_path
+    from tinycats.export.onnx import write_sidecar
+    from tinycats.export.onnx_sampler import OnnxModelError, read_metadata
 
     sources = {"fp32": Path(fp32), "int8": int8_path(fp32)}
     staged = {}

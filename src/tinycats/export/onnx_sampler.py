@@ -2,7 +2,7 @@
 
 The graph is one guided step (see export.py): it returns the guided velocity, so this module only
 integrates dx/dt = v from t = 0 (noise) to t = 1 (image) and never applies guidance itself. It uses
-the same solvers, time grid and initial noise (`tinycats.solvers`) as the PyTorch sampler, so the
+the same solvers, time grid and initial noise (`tinycats.core.solvers`, `tinycats.core.noise`) as the PyTorch sampler, so the
 same seed gives the same pictures from either backend, up to float rounding.
 
     gen = load("generator.onnx")
@@ -26,10 +26,10 @@ except ImportError as exc:
 from tqdm.auto import tqdm
 
 from tinycats.config import SampleConfig
+from tinycats.core.noise import initial_noise
+from tinycats.core.solvers import SOLVERS
 from tinycats.errors import OnnxModelError, UsageError
-from tinycats.noise import initial_noise
-from tinycats.onnx_contract import METADATA_FORMAT, METADATA_KEY
-from tinycats.solvers import SOLVERS
+from tinycats.export.contract import METADATA_FORMAT, METADATA_KEY
 
 
 @dataclass
@@ -124,7 +124,7 @@ def sample(
     progress: bool = False,
 ) -> np.ndarray:
     """Images in [-1, 1], [N, C, H, W] float32. Image k starts from the noise of (seed, indices[k])
-    (default indices 0, 1, 2, ...), exactly as in `tinycats.sampling.sample`."""
+    (default indices 0, 1, 2, ...), exactly as in `tinycats.core.sampling.sample`."""
     indices = list(range(len(labels))) if indices is None else list(indices)
     bad = [b for b in labels if not 0 <= b < len(generator.class_names)]
     if bad:

@@ -13,10 +13,10 @@ import torch
 from tqdm.auto import tqdm
 
 from tinycats.config import SampleConfig
-from tinycats.flow import velocity
-from tinycats.noise import initial_noise
+from tinycats.core.flow import velocity
+from tinycats.core.noise import initial_noise
+from tinycats.core.solvers import SOLVERS, guided
 from tinycats.runtime import autocast
-from tinycats.solvers import SOLVERS, guided
 
 
 def guided_velocity(

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import torch
 
-from tinycats import distributed, flow
 from tinycats.breeds import null_index
 from tinycats.config import RunConfig
+from tinycats.core import flow
 from tinycats.data import augment
 from tinycats.data.stream import IndexStream
 from tinycats.seeding import STREAMS, generator
+from tinycats.training import distributed
 
 
 class Batches:

@@ -61,8 +61,8 @@ class TrainLogger:
         The same seed at every step, so successive grids show the model improving, not new noise."""
         if not self.enabled:
             return
+        from tinycats.core.sampling import sample
         from tinycats.pictures import labelled_grid, to_pil
-        from tinycats.sampling import sample
 
         names = model.config.class_names
         pictures = to_pil(sample(model, [c for c in range(len(names)) for _ in range(per_class)], settings, seed=seed))

@@ -3,7 +3,7 @@
 Sampling integrates dx/dt = v(x, t) from t = 0 (noise) to t = 1 (data). The solvers only add and
 scale arrays, so the PyTorch sampler and the ONNX-only sampler (which must import without torch)
 share them, and with them the exact order of operations; web/src/solvers.js repeats that order in
-float32 for the browser. The initial noise is `tinycats.noise`.
+float32 for the browser. The initial noise is `tinycats.core.noise`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from typing import TypeVar
+
+from tinycats.config import SAMPLERS
 
 Array = TypeVar("Array")
 VelocityFn = Callable[[Array, float], Array]
@@ -42,12 +44,12 @@ def heun(velocity: VelocityFn, x: Array, steps: int) -> Array:
     return x
 
 
-SOLVERS: dict[str, Callable[[VelocityFn, Array, int], Array]] = {"euler": euler, "heun": heun}
+SOLVERS: dict[str, Callable[[VelocityFn, Array, int], Array]] = dict(zip(SAMPLERS, (euler, heun), strict=True))
 
 
 def model_calls(sampler: str, steps: int) -> int:
     """Network evaluations (per guided batch) a sampler spends."""
-    calls = {"euler": steps, "heun": 2 * steps - 1}
+    calls = dict(zip(SAMPLERS, (steps, 2 * steps - 1), strict=True))
     if sampler not in calls:
         raise KeyError(f"unknown sampler {sampler!r}; known: {', '.join(calls)}")
     return calls[sampler]

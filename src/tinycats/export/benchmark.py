@@ -27,20 +27,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinycats.benchmark_report import PeakMemory, environment, file_sizes
-from tinycats.checkpoint import sha256, weights_file, weights_sha256
+from tinycats.checkpoint import sha256, weights_sha256
 from tinycats.config import SampleConfig
+from tinycats.core.flow import velocity
+from tinycats.core.model import count_parameters
+from tinycats.core.noise import initial_noise
+from tinycats.core.sampling import GuidedStep, sample
+from tinycats.core.solvers import euler, guided, model_calls
 from tinycats.errors import OnnxModelError, UsageError
-from tinycats.export import example_inputs, image_shape
-from tinycats.flow import velocity
-from tinycats.generator import load_generator
-from tinycats.model import count_parameters
-from tinycats.noise import initial_noise
-from tinycats.onnx_contract import INPUT_NAMES, int8_path
+from tinycats.export.benchmark_report import PeakMemory, environment, file_sizes
+from tinycats.export.contract import INPUT_NAMES, int8_path
+from tinycats.export.onnx import example_inputs, image_shape
+from tinycats.generator import load_generator, weights_file
 from tinycats.perf import time_per_call
 from tinycats.runtime import autocast
-from tinycats.sampling import GuidedStep, sample
-from tinycats.solvers import euler, guided, model_calls
 
 NAIVE_STEPS = 50
 Call = Callable[[], object]
@@ -89,7 +89,7 @@ def generation_labels(model_classes: int, batch: int) -> list[int]:
 
 
 def torch_backend(model: torch.nn.Module, settings: SampleConfig, compiled: bool) -> Backend:
-    """The guided step as exported (one batched forward) and `tinycats.sampling.sample`, eager or
+    """The guided step as exported (one batched forward) and `tinycats.core.sampling.sample`, eager or
     through torch.compile. On CUDA both run in bf16 autocast, as `tinycats sample` does."""
     device = next(model.parameters()).device
     step = GuidedStep(model).eval()
@@ -144,8 +144,8 @@ def naive_backend(model: torch.nn.Module, cfg_scale: float) -> Backend:
 
 
 def onnx_backend(path: str | Path, settings: SampleConfig, threads: int) -> Backend:
-    """onnxruntime on the CPU with `threads` intra-op threads, through `tinycats.onnx_sampler`."""
-    from tinycats import onnx_sampler  # only with --onnx: PyTorch alone needs no ONNX extra
+    """onnxruntime on the CPU with `threads` intra-op threads, through `tinycats.export.onnx_sampler`."""
+    from tinycats.export import onnx_sampler  # only with --onnx: PyTorch alone needs no ONNX extra
 
     generator = onnx_sampler.load(path, threads=threads)
     meta = generator.metadata

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 import tinycats
-from tinycats.checkpoint import sha256, weights_file, weights_sha256
+from tinycats.checkpoint import sha256, weights_sha256
+from tinycats.core.model import TinyDiT
+from tinycats.core.sampling import GuidedStep, sample
 from tinycats.errors import ExportError
-from tinycats.generator import load_generator
-from tinycats.model import TinyDiT
-from tinycats.onnx_contract import INPUT_NAMES, METADATA_FORMAT, METADATA_KEY, OUTPUT_NAME, int8_path, sidecar_path
+from tinycats.export.contract import INPUT_NAMES, METADATA_FORMAT, METADATA_KEY, OUTPUT_NAME, int8_path, sidecar_path
+from tinycats.generator import load_generator, weights_file
 from tinycats.pictures import to_uint8
-from tinycats.sampling import GuidedStep, sample
 
 DEFAULT_OPSET = 20
 FP32_TOLERANCE = 1e-4
@@ -236,7 +236,7 @@ def verify_export(model: TinyDiT, exported: Exported, seed: int = 0) -> Verifica
     for kind, path in (("fp32", exported.onnx), ("int8", exported.int8)):
         if path is None:
             continue
-        from tinycats import onnx_sampler
+        from tinycats.export import onnx_sampler
 
         generator = onnx_sampler.load(path)
         errors[kind] = float(np.abs(generator.session.run(None, feed)[0] - reference).max())

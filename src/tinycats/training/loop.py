@@ -10,6 +10,7 @@ save; a signal saves and stops, a non-finite loss stops before the update.
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -20,17 +21,19 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from tinycats import checkpoint, distributed, flow, optim
-from tinycats.batches import Batches
+from tinycats import checkpoint
 from tinycats.config import RunConfig
+from tinycats.core import flow
+from tinycats.core.ema import EMA
+from tinycats.core.model import TinyDiT, count_parameters
 from tinycats.data import source
 from tinycats.data.folder import build_cache, scan
-from tinycats.ema import EMA
 from tinycats.errors import DataError, TrainingDiverged, TrainingInterrupted, UsageError
-from tinycats.model import TinyDiT, count_parameters
 from tinycats.runtime import StopSignals, autocast, pick_device
 from tinycats.seeding import STREAMS, derive_seed
-from tinycats.trainlog import TrainLogger
+from tinycats.training import distributed, optim
+from tinycats.training.batches import Batches
+from tinycats.training.log import TrainLogger
 
 
 @dataclass
@@ -177,7 +180,7 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
                 saved = saver.save(state)[0] if saved_at != state.step else checkpoint.train_path(ckpt_dir, state.step)
                 log.info(f"stopped at step {state.step} by a signal; resume with --resume {saved}")
                 log.close()
-                raise TrainingInterrupted(stop.signum or 15, saved)
+                raise TrainingInterrupted(stop.signum or int(signal.SIGTERM), saved)
     step = state.step
     already = (checkpoint.train_path(ckpt_dir, step), checkpoint.ema_path(ckpt_dir, step))
     paths = saver.save(state) if saved_at != step else already
