@@ -27,13 +27,22 @@ from tinycats.runtime import autocast, pick_device
 from tinycats.training.optim import build
 
 
-def measure(preset: str, batch_size: int, device_name: str, steps: int, warmup: int, precision: str, compile_: bool) -> dict:
+def measure(
+    preset: str,
+    batch_size: int,
+    device_name: str,
+    steps: int,
+    warmup: int,
+    precision: str,
+    compile_: bool,
+    mode: str | None = None,
+) -> dict:
     device = pick_device(device_name)
     cfg = load_config(None, {"model": {"preset": preset}, "train": {"batch_size": batch_size, "precision": precision}})
     model = TinyDiT(cfg.model).to(device)
     ema = EMA(model, 0.9999)
-    opt, sched = build(model, cfg.train, device)
-    net = torch.compile(model) if compile_ else model
+    opt, sched = build(model, cfg.train)
+    net = torch.compile(model, mode=mode) if compile_ else model
     amp = autocast(device, precision)
     g = torch.Generator(device=device).manual_seed(0)
     size = cfg.model.image_size
@@ -71,6 +80,7 @@ def measure(preset: str, batch_size: int, device_name: str, steps: int, warmup: 
         "threads": torch.get_num_threads(),
         "precision": amp.precision,
         "compile": compile_,
+        "compile_mode": mode if compile_ else None,
         "steps_timed": steps,
         "s_per_step": seconds,
         "img_per_s": batch_size / seconds,
@@ -91,9 +101,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 on CUDA, fp32 on CPU")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument(
+        "--compile-mode",
+        choices=("default", "reduce-overhead", "max-autotune"),
+        help="torch.compile mode (reduce-overhead: CUDA graphs)",
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args()
-    r = measure(args.model, args.batch_size, args.device, args.steps, args.warmup, args.precision, args.compile)
+    r = measure(
+        args.model, args.batch_size, args.device, args.steps, args.warmup, args.precision, args.compile, args.compile_mode
+    )
     print("| model | batch | device | precision | s/step | img/s | GFLOP/s | peak GFLOP/s | MFU |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(

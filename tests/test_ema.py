@@ -42,3 +42,21 @@ def test_state_round_trip():
     other.load_state_dict(ema.state_dict())
     assert other.updates == 3 and other.decay() == ema.decay()
     assert all(torch.equal(a, b) for a, b in zip(other.model.parameters(), ema.model.parameters()))
+
+
+def test_the_multi_tensor_update_is_bitwise_the_per_tensor_lerp_and_skip_is_a_no_op():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 3))
+    ema, plain, skipped = EMA(model, 0.99), EMA(model, 0.99), EMA(model, 0.99)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    reference = [e.detach().clone() for e in plain.model.parameters()]
+    weight = 1.0 - plain.decay()
+    for r, p in zip(reference, model.parameters()):
+        r.lerp_(p.detach(), weight)  # one tensor at a time, the textbook update
+    ema.update(model, skip=torch.tensor(0.0))
+    before = [e.detach().clone() for e in skipped.model.parameters()]
+    skipped.update(model, skip=torch.tensor(1.0))
+    assert all(torch.equal(a, b) for a, b in zip(ema.model.parameters(), reference))
+    assert all(torch.equal(a, b) for a, b in zip(skipped.model.parameters(), before))

@@ -7,7 +7,7 @@ import torch
 from tinycats import checkpoint
 from tinycats.core import flow
 from tinycats.errors import TrainingDiverged
-from tinycats.training import optim
+from tinycats.training import loop, optim
 from tinycats.training.loop import train
 
 from conftest import tiny_config
@@ -106,6 +106,34 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_intact(image_folder, tmp_p
     assert names == ["dit_step_2.pt", "dit_step_2_ema.pt", "dit_step_4.pt", "dit_step_4_ema.pt"]
     good = checkpoint.load(tmp_path / "ck" / "dit_step_4.pt")
     assert all(torch.isfinite(v).all() for v in good["model"].values())
+
+
+def test_a_nonfinite_step_and_every_step_after_it_apply_no_update(image_folder, tmp_path, monkeypatch):
+    """The host looks only every 4 steps; the NaN at step 5 must leave the weights and the EMA as
+    step 4 left them through step 8, when the look stops the run."""
+    real_loss, calls, made = flow.loss, [], {}
+
+    def poisoned(*args, **kwargs):
+        calls.append(1)
+        value = real_loss(*args, **kwargs)
+        return value * math.nan if len(calls) == 5 else value
+
+    real_ema = loop.EMA
+
+    def spy_ema(model, beta):
+        made["model"], made["ema"] = model, real_ema(model, beta)
+        return made["ema"]
+
+    monkeypatch.setattr(flow, "loss", poisoned)
+    monkeypatch.setattr(loop, "EMA", spy_ema)
+    cfg = tiny_config(steps=8, checkpoint_interval=4, log_interval=4)
+    with pytest.raises(TrainingDiverged, match=r"step 5.*dit_step_4\.pt"):
+        train(cfg, image_folder, tmp_path / "ck", tmp_path / "out", progress=False)
+    assert len(calls) == 8  # steps 5-8 ran: nothing waited for the host
+    saved = checkpoint.load(tmp_path / "ck" / "dit_step_4.pt")
+    assert all(torch.equal(v, saved["model"][k]) for k, v in made["model"].state_dict().items())
+    assert all(torch.equal(v, saved["ema"]["model"][k]) for k, v in made["ema"].model.state_dict().items())
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["dit_step_4.pt", "dit_step_4_ema.pt"]
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):

@@ -26,10 +26,16 @@ class EMA:
         return min(self.beta, (1 + n) / (10 + n))
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, skip: torch.Tensor | None = None) -> None:
+        """One multi-tensor lerp towards `model`. `skip` (a 0-dim 0/1 tensor on the device) turns
+        the update into a no-op without the host reading it: the training loop's non-finite flag.
+        With skip = 0 the result is bitwise the plain update's."""
         ema_params = list(self.model.parameters())
         params = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(ema_params, params, 1.0 - self.decay())
+        weight = 1.0 - self.decay()
+        if skip is not None:
+            weight = torch.tensor(weight, dtype=ema_params[0].dtype, device=skip.device) * (1 - skip)
+        torch._foreach_lerp_(ema_params, params, weight)
         self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:

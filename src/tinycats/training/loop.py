@@ -9,7 +9,6 @@ save; a signal saves and stops, a non-finite loss stops before the update.
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from collections.abc import Callable
@@ -59,18 +58,66 @@ class State:
 
 
 @dataclass
-class Window:
-    """The log interval's running loss and speed; time spent saving and sampling is left out."""
+class Look:
+    """What the host read at a look: the window's mean loss and size, the last gradient norm, the
+    first non-finite step (None: there was none) and whether to stop."""
 
-    start: float
+    mean_loss: float
+    steps: int
+    grad_norm: float
+    bad_step: int | None
+    bad_loss: float
+    bad_norm: float
+    stopping: bool
+
+
+@dataclass
+class Health:
+    """The training numbers kept on the device between looks, so a step never waits for the GPU.
+
+    `loss_sum` adds the step losses in float64 (the logged mean is the exact mean of the float32
+    step losses, as when the host added them). `bad` is sticky: once a step's loss or gradient
+    norm is not finite, fused AdamW (through `found_inf`) and the EMA skip every update, so the
+    weights stay as the last good step left them until the host looks and stops the run.
+    """
+
+    loss_sum: torch.Tensor
+    grad_norm: torch.Tensor
+    bad: torch.Tensor
+    first_bad: torch.Tensor  # [step, loss, grad norm] of the first non-finite step; step 0 = none
+    last: torch.Tensor
     steps: int = 0
-    loss: float = 0.0
 
-    def add(self, loss: float) -> None:
-        self.steps, self.loss = self.steps + 1, self.loss + loss
+    @classmethod
+    def on(cls, device: torch.device) -> Health:
+        zero = torch.zeros((), device=device)
+        return cls(zero.double(), zero.clone(), zero.clone(), torch.zeros(3, device=device), zero.clone())
 
-    def pause(self, seconds: float) -> None:
-        self.start += seconds
+    def note(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        nonfinite = (~(torch.isfinite(loss) & torch.isfinite(grad_norm))).float()
+        first = (nonfinite * (1 - self.bad)).bool()
+        values = torch.stack([torch.full_like(loss, step), loss, grad_norm.float()])
+        self.first_bad = torch.where(first, values, self.first_bad)
+        self.bad = torch.maximum(self.bad, nonfinite)
+        self.loss_sum += loss.double()
+        self.grad_norm, self.last = grad_norm.float(), loss
+        self.steps += 1
+
+    def look(self, ctx: distributed.Context, stop: StopSignals) -> Look:
+        """One read-back, agreed across processes (means; a flag is set when any process set it)."""
+        signalled = torch.full_like(self.loss_sum, float(stop.signum is not None))
+        local = torch.stack([self.loss_sum, self.grad_norm.double(), self.bad.double(), signalled])
+        loss_sum, grad_norm, bad, stopping = distributed.mean(ctx, local).tolist()
+        step, bad_loss, bad_norm = self.first_bad.tolist()
+        bad_step = int(step) if bad > 0 else None
+        return Look(loss_sum / max(1, self.steps), self.steps, grad_norm, bad_step, bad_loss, bad_norm, stopping > 0)
+
+    def new_window(self) -> None:
+        self.loss_sum.zero_()
+        self.steps = 0
+
+    def last_loss(self) -> float:
+        return float(self.last)
 
 
 def train(
@@ -116,7 +163,7 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
     # The network, its average and the optimiser: fresh from --seed, or as the checkpoint left them.
     torch.manual_seed(derive_seed(tc.seed, STREAMS["init"]))
     model = TinyDiT(cfg.model).to(device)
-    state = State(model, EMA(model, tc.ema_beta), *optim.build(model, tc, device, resume))
+    state = State(model, EMA(model, tc.ema_beta), *optim.build(model, tc, resume))
     if resume:
         model.load_state_dict(resume["model"])
         state.ema.load_state_dict(resume["ema"])
@@ -140,47 +187,58 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
 
     saver = Checkpointer(cfg, ckpt_dir, data_source, ctx, log, on_checkpoint)
     started = time.perf_counter()
-    window = Window(started)
-    last_loss, saved_at = float("nan"), state.step if resume else -1
+    window_start = started
+    health = Health.on(device)
+    saved_at = state.step if resume else -1
     with StopSignals() as stop:
         while state.step < tc.steps:
             lr = state.sched.get_last_lr()[0]
-            step_loss, step_norm, stopping = _accumulate(state, net, batches, cfg, amp, ctx, stop)
-            if not (math.isfinite(step_loss) and math.isfinite(step_norm)):
-                raise TrainingDiverged(
-                    f"loss became {step_loss} (grad norm {step_norm}) at step {state.step + 1}: nothing was saved from this "
-                    f"step; last good checkpoint: {checkpoint.latest(ckpt_dir) or 'none'}. Lower --lr or raise --warmup-steps, "
-                    "then --resume it"
-                )
-            _update(state)
+            loss, grad_norm = _accumulate(state, net, batches, cfg, amp, ctx)
+            health.note(state.step + 1, loss, grad_norm)
+            _update(state, health.bad)
             log.advance()
-            window.add(step_loss)
-            last_loss = step_loss
-            if state.step % tc.log_interval == 0 or state.step == tc.steps:
+            at = state.step
+            due_log = at % tc.log_interval == 0 or at == tc.steps
+            due_save = bool(tc.checkpoint_interval) and at % tc.checkpoint_interval == 0
+            due_samples = bool(tc.sample_interval) and at % tc.sample_interval == 0
+            # The host reads the device only here: one sync per look, never per step. Alone, a signal is seen at
+            # once; under torchrun the processes agree on it at the next look, which they all reach together.
+            if not (due_log or due_save or due_samples or (stop.signum is not None and not ctx.enabled)):
+                continue
+            seen = health.look(ctx, stop)
+            if seen.bad_step is not None:
+                raise TrainingDiverged(
+                    f"loss became {seen.bad_loss} (grad norm {seen.bad_norm}) at step {seen.bad_step}: no update was "
+                    f"applied from it on and nothing was saved; last good checkpoint: {checkpoint.latest(ckpt_dir) or 'none'}. "
+                    "Lower --lr or raise --warmup-steps, then --resume it"
+                )
+            if due_log:
                 now = time.perf_counter()
                 log.metrics(
-                    state.step,
+                    at,
                     {
-                        "loss": window.loss / window.steps,
+                        "loss": seen.mean_loss,
                         "lr": lr,
-                        "grad_norm": step_norm,
-                        "img_per_s": window.steps * per_step / (now - window.start),
+                        "grad_norm": seen.grad_norm,
+                        "img_per_s": seen.steps * per_step / (now - window_start),
                         "elapsed_s": now - started,
                     },
                 )
-                window = Window(now)
+                health.new_window()
+                window_start = now
             paused = time.perf_counter()
-            if tc.checkpoint_interval and state.step % tc.checkpoint_interval == 0:
+            if due_save:
                 saver.save(state)
-                saved_at = state.step
-            if tc.sample_interval and state.step % tc.sample_interval == 0:
-                log.samples(state.ema.model, cfg.sample, state.step)
-            window.pause(time.perf_counter() - paused)
-            if stopping:
-                saved = saver.save(state)[0] if saved_at != state.step else checkpoint.train_path(ckpt_dir, state.step)
-                log.info(f"stopped at step {state.step} by a signal; resume with --resume {saved}")
+                saved_at = at
+            if due_samples:
+                log.samples(state.ema.model, cfg.sample, at)
+            window_start += time.perf_counter() - paused  # img/s measures training, not saving
+            if seen.stopping:
+                saved = saver.save(state)[0] if saved_at != at else checkpoint.train_path(ckpt_dir, at)
+                log.info(f"stopped at step {at} by a signal; resume with --resume {saved}")
                 log.close()
                 raise TrainingInterrupted(stop.signum or int(signal.SIGTERM), saved)
+    last_loss = health.last_loss()
     step = state.step
     already = (checkpoint.train_path(ckpt_dir, step), checkpoint.ema_path(ckpt_dir, step))
     paths = saver.save(state) if saved_at != step else already
@@ -192,9 +250,9 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
     return TrainResult(step, paths[0], paths[1], last_loss, seconds, ctx.is_main)
 
 
-def _accumulate(state: State, net, batches: Batches, cfg: RunConfig, amp, ctx, stop) -> tuple[float, float, bool]:
-    """Forward and backward over the step's micro-batches, then clip. Returns the step's loss, the
-    gradient norm and whether any process was asked to stop, agreed across processes."""
+def _accumulate(state: State, net, batches: Batches, cfg: RunConfig, amp, ctx) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward over the step's micro-batches, then clip: the step's loss and the
+    gradient norm, left on the device."""
     tc = cfg.train
     loss_sum = torch.zeros((), device=batches.device)
     for micro in range(tc.gradient_accumulation_steps):
@@ -206,18 +264,17 @@ def _accumulate(state: State, net, batches: Batches, cfg: RunConfig, amp, ctx, s
             (loss / tc.gradient_accumulation_steps).backward()
         loss_sum += loss.detach() / tc.gradient_accumulation_steps
         state.position += tc.batch_size
-    grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), tc.grad_clip)
-    flags = torch.tensor([float(stop.signum is not None)], device=loss_sum.device)
-    stats = distributed.mean(ctx, torch.cat([loss_sum[None], grad_norm.float()[None], flags]))
-    step_loss, step_norm, stopping = stats.tolist()
-    return step_loss, step_norm, bool(stopping)
+    return loss_sum, torch.nn.utils.clip_grad_norm_(state.model.parameters(), tc.grad_clip)
 
 
-def _update(state: State) -> None:
+def _update(state: State, skip: torch.Tensor) -> None:
+    """One optimiser, scheduler and EMA step; `skip` (on the device) makes the optimiser and the EMA
+    leave the weights as they are."""
+    state.opt.found_inf = skip  # read by fused AdamW: a set flag applies no update and does not count the step
     state.opt.step()
     state.sched.step()
     state.opt.zero_grad(set_to_none=True)
-    state.ema.update(state.model)
+    state.ema.update(state.model, skip)
     state.step += 1
 
 

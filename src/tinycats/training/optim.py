@@ -20,9 +20,12 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
 
 
-def build(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, resume: dict | None = None):
-    """AdamW (fused on CUDA) and a LambdaLR scheduler following `lr_factor`, at step 0 or, with
-    `resume` (a loaded dit_step_N.pt), at its step with its optimiser state.
+def build(model: torch.nn.Module, cfg: TrainConfig, resume: dict | None = None):
+    """Fused AdamW and a LambdaLR scheduler following `lr_factor`, at step 0 or, with `resume` (a
+    loaded dit_step_N.pt), at its step with its optimiser state.
+
+    Fused on every device: one kernel for the whole update, and the implementation that honours
+    `found_inf`, which lets the loop skip a non-finite step without reading anything back.
 
     On resume the scheduler is built at the saved step from this run's settings rather than loaded:
     the saved scheduler carries the old base lr, so a --lr given on resume would be silently
@@ -34,7 +37,7 @@ def build(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, resume
         lr=cfg.lr,
         betas=cfg.adam_betas,
         weight_decay=cfg.weight_decay,
-        fused=device.type == "cuda",
+        fused=True,
     )
     step = 0
     if resume is not None:
