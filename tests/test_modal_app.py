@@ -226,7 +226,9 @@ def test_a_preemption_is_raised_so_modal_retries_and_every_retry_resumes_the_lat
         raise TrainingInterrupted(15, None)
 
     monkeypatch.setattr("tinycats.training.loop.train", preempted)
-    monkeypatch.setattr("tinycats.checkpoint.latest", lambda directory: latest.get(directory))
+    monkeypatch.setattr(
+        "tinycats.checkpoint.training_states", lambda directory: [latest[directory]] if directory in latest else []
+    )
     monkeypatch.setattr("tinycats.checkpoint.load", lambda path: loaded.append(str(path)) or {"format": "ema"})  # then stops
     run = train_spec(tmp_path, "/vol/runs/new/checkpoints")
     with pytest.raises(TrainingInterrupted):

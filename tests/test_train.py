@@ -1,5 +1,8 @@
 import json
 import math
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -38,7 +41,8 @@ def test_checkpoints_load_with_weights_only_and_hold_the_full_state(image_folder
     assert full["step"] == 2 and full["data_position"] == 2 * 4
     assert full["config"]["model"]["class_names"][12] == "Other"
     ema = torch.load(checkpoint.ema_path(tmp_path / "ck", 2), weights_only=True)
-    assert set(ema) == {"format", "step", "model", "config", "data"}
+    assert set(ema) == {"format", "step", "model", "config", "data", checkpoint.CHECKSUM}
+    assert ema.pop(checkpoint.CHECKSUM) == checkpoint.content_sha256(ema)
     assert ema["data"] == {
         "source": "image-folder",
         "name": f"an image folder ({image_folder.name})",
@@ -102,7 +106,7 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_intact(image_folder, tmp_p
     monkeypatch.setattr(flow, "loss", poisoned)
     with pytest.raises(TrainingDiverged, match=r"step 5.*dit_step_4\.pt"):
         train(tiny_config(steps=8, checkpoint_interval=2), image_folder, tmp_path / "ck", tmp_path / "out", progress=False)
-    names = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    names = sorted(p.name for p in (tmp_path / "ck").iterdir() if not p.name.startswith("."))
     assert names == ["dit_step_2.pt", "dit_step_2_ema.pt", "dit_step_4.pt", "dit_step_4_ema.pt"]
     good = checkpoint.load(tmp_path / "ck" / "dit_step_4.pt")
     assert all(torch.isfinite(v).all() for v in good["model"].values())
@@ -133,7 +137,54 @@ def test_a_nonfinite_step_and_every_step_after_it_apply_no_update(image_folder, 
     saved = checkpoint.load(tmp_path / "ck" / "dit_step_4.pt")
     assert all(torch.equal(v, saved["model"][k]) for k, v in made["model"].state_dict().items())
     assert all(torch.equal(v, saved["ema"]["model"][k]) for k, v in made["ema"].model.state_dict().items())
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["dit_step_4.pt", "dit_step_4_ema.pt"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir() if not p.name.startswith(".")) == [
+        "dit_step_4.pt",
+        "dit_step_4_ema.pt",
+    ]
+
+
+def test_a_damaged_checkpoint_is_refused_by_name_and_resume_auto_takes_the_newest_good_one(image_folder, tmp_path, capsys):
+    cfg = tiny_config(steps=4, checkpoint_interval=2)
+    train(cfg, image_folder, tmp_path / "ck", tmp_path / "out", progress=False)
+    newest = checkpoint.train_path(tmp_path / "ck", 4)
+    state = torch.load(newest, weights_only=True)
+    name = sorted(state["model"])[0]
+    state["model"][name] = state["model"][name].clone()
+    state["model"][name].view(-1)[0] += 1e-3  # one value changed, the stored checksum kept
+    torch.save(state, newest)
+    with pytest.raises(checkpoint.CheckpointError, match=r"dit_step_4\.pt is damaged"):
+        checkpoint.load(newest)
+    for broken, data in (("truncated", newest.read_bytes()[:1000]), ("foreign", b"not a checkpoint at all")):
+        path = tmp_path / f"{broken}.pt"
+        path.write_bytes(data)
+        with pytest.raises(checkpoint.CheckpointError, match=re.escape(f"{broken}.pt is not a readable checkpoint")):
+            checkpoint.load(path)
+    path, resumed = checkpoint.load_latest(tmp_path / "ck", warn=print)
+    assert path.name == "dit_step_2.pt" and resumed["step"] == 2
+    assert "skipping dit_step_4.pt" in capsys.readouterr().out
+    checkpoint.train_path(tmp_path / "ck", 2).write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match=r"no checkpoint .* loads"):
+        checkpoint.load_latest(tmp_path / "ck", warn=print)
+
+
+def test_one_writer_per_checkpoint_folder_and_a_killed_holder_blocks_nothing(image_folder, tmp_path):
+    ck = tmp_path / "ck"
+    code = (
+        f"import time; from tinycats.checkpoint import RunLock; lock = RunLock({str(ck)!r}); lock.__enter__(); "
+        "print('held', flush=True); time.sleep(120)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(checkpoint.CheckpointError, match=rf"is being written by tinycats train \(pid {holder.pid} on "):
+            train(tiny_config(steps=2), image_folder, ck, tmp_path / "out", progress=False)
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs, the kernel drops the lock
+        holder.wait()
+    (ck / ".dit_step_2.pt.tmp-424242").write_bytes(b"half a checkpoint")  # what a killed writer leaves
+    train(tiny_config(steps=2), image_folder, ck, tmp_path / "out", progress=False)
+    assert not list(ck.glob(".*.tmp-*")) and (ck / "dit_step_2.pt").is_file()
+    assert "removed 1 temporary file(s)" in (tmp_path / "out" / "training.log").read_text()
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ import torch
 from tinycats.config import RunConfig
 from tinycats.errors import CheckpointError
 
+CHECKSUM = "content_sha256"
 TRAIN_FORMAT = "tinycats-train-v1"
 EMA_FORMAT = "tinycats-ema-v1"
 _STEP_FILE = re.compile(r"dit_step_(\d+)\.pt$")
@@ -60,7 +61,7 @@ def save(
     file is missing); returns (training state, EMA) paths."""
     plain = config.to_dict()
     ema_file = save_atomic(
-        {"format": EMA_FORMAT, "step": step, "model": ema.model.state_dict(), "config": plain, "data": data},
+        sealed({"format": EMA_FORMAT, "step": step, "model": ema.model.state_dict(), "config": plain, "data": data}),
         ema_path(directory, step),
     )
     state = {
@@ -76,7 +77,36 @@ def save(
         "data": data,
         "world_size": world_size,
     }
-    return save_atomic(state, train_path(directory, step)), ema_file
+    return save_atomic(sealed(state), train_path(directory, step)), ema_file
+
+
+def content_sha256(obj: Any) -> str:
+    """sha256 of everything a checkpoint holds, in a fixed order: every tensor's dtype, shape and
+    bytes, every other value's repr, under its key path. The file's own bytes are not used, so the
+    digest can travel inside the file and be checked after loading."""
+    digest = hashlib.sha256()
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for key in sorted(value, key=repr):
+                walk(value[key], f"{where}/{key!r}")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+        elif isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"{where}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(f"{where}={value!r};".encode())
+
+    walk(obj, "")
+    return digest.hexdigest()
+
+
+def sealed(state: dict[str, Any]) -> dict[str, Any]:
+    """The state with its content checksum, which `load` verifies."""
+    return {**state, CHECKSUM: content_sha256(state)}
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
@@ -89,22 +119,93 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # the rename itself survives a power cut
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # not every platform opens folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class RunLock:
+    """One writer per checkpoint folder: an exclusive flock on DIR/.tinycats.lock, which the kernel
+    releases when the process ends however it ends, so a crash never leaves a lock that blocks the
+    resume. The file names the holder, for the refusal."""
+
+    NAME = ".tinycats.lock"
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.file: Any = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+        import socket
+        import time
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.directory / self.NAME, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise CheckpointError(
+                f"{self.directory} is being written by {holder}: wait for it to end, or give this run another --checkpoint-dir"
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(
+            f"tinycats train (pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
+        )
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def remove_stale_temps(directory: str | Path) -> list[Path]:
+    """Delete temporary files a killed writer left (.NAME.tmp-PID); the caller holds the run lock,
+    so no live writer owns one."""
+    stale = sorted(Path(directory).glob(".dit_step_*.pt.tmp-*")) if Path(directory).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a tinycats checkpoint (either kind) onto the CPU, safely."""
+    """Read a tinycats checkpoint (either kind) onto the CPU, safely, and verify its checksum."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist: train one with `tinycats train` or `tinycats demo`")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise CheckpointError(f"{path} is not a readable checkpoint ({reason})") from exc
     if not isinstance(state, dict) or state.get("format") not in (TRAIN_FORMAT, EMA_FORMAT):
         raise CheckpointError(f"{path} is not a tinycats checkpoint (dit_step_N.pt or dit_step_N_ema.pt)")
+    expected = state.pop(CHECKSUM, None)
+    if expected is not None and content_sha256(state) != expected:
+        raise CheckpointError(
+            f"{path} is damaged: its content does not match the checksum written with it; use an earlier checkpoint"
+        )
     return state
 
 
@@ -121,10 +222,33 @@ def run_config(state: dict[str, Any]) -> RunConfig:
     return RunConfig.from_dict(state["config"])
 
 
+def training_states(directory: str | Path) -> list[Path]:
+    """The dit_step_N.pt files in `directory`, newest (highest N) first."""
+    found = [(int(m.group(1)), p) for p in Path(directory).glob("dit_step_*.pt") if (m := _STEP_FILE.search(p.name))]
+    return [path for _, path in sorted(found, reverse=True)]
+
+
 def latest(directory: str | Path) -> Path | None:
     """The training-state file with the highest step in `directory`, if any."""
-    found = [(int(m.group(1)), p) for p in Path(directory).glob("dit_step_*.pt") if (m := _STEP_FILE.search(p.name))]
-    return max(found)[1] if found else None
+    states = training_states(directory)
+    return states[0] if states else None
+
+
+def load_latest(directory: str | Path, warn: Any = print) -> tuple[Path, dict[str, Any]] | None:
+    """The newest training state in `directory` that loads and verifies, with its path (None when
+    there is none); each damaged newer one is named through `warn` and passed over. When every one
+    is damaged, nothing is started over them: a CheckpointError says so."""
+    states = training_states(directory)
+    for path in states:
+        try:
+            return Path(path), load_training_state(path)
+        except CheckpointError as exc:
+            warn(f"warning: skipping {Path(path).name}: {exc}")
+    if states:
+        raise CheckpointError(
+            f"no checkpoint in {directory} loads ({len(states)} damaged): resume from a copy, or start elsewhere"
+        )
+    return None
 
 
 def rng_state() -> dict[str, Any]:

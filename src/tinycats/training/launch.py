@@ -37,11 +37,13 @@ def resolve(
     """The run's settings and, when resuming, the loaded dit_step_N.pt (None for a new run).
     `resume`: None, "auto" (the latest in checkpoint_dir, if any) or a path."""
     state = None
-    if resume:
-        path = checkpoint.latest(checkpoint_dir) if resume == "auto" else resume
-        if path is None:
-            print(f"--resume auto: no checkpoint in {checkpoint_dir}, starting a new run", file=sys.stderr)
+    if resume == "auto":
+        found = checkpoint.load_latest(checkpoint_dir, warn=lambda line: print(line, file=sys.stderr))
+        if found is None:
+            print(f"--resume auto: no usable checkpoint in {checkpoint_dir}, starting a new run", file=sys.stderr)
         else:
-            state = checkpoint.load_training_state(path)
+            state = found[1]
+    elif resume:
+        state = checkpoint.load_training_state(resume)
     changes = overrides(flags)
     return (resume_config(state["config"], changes), state) if state else (load_config(config, changes), None)

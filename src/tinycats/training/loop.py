@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,12 +135,15 @@ def train(
     (the Modal app commits its volume there)."""
     ctx = distributed.setup(pick_device(device).type)
     try:
-        return _train(cfg, Path(data_dir), Path(checkpoint_dir), Path(log_dir), resume, device, progress, ctx, on_checkpoint)
+        with ExitStack() as held:  # what the run holds until it ends: the checkpoint folder's lock
+            return _train(
+                cfg, Path(data_dir), Path(checkpoint_dir), Path(log_dir), resume, device, progress, ctx, on_checkpoint, held
+            )
     finally:
         distributed.teardown(ctx)
 
 
-def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx, on_checkpoint) -> TrainResult:
+def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx, on_checkpoint, held) -> TrainResult:
     tc = cfg.train
     if ctx.world_size > 1 and ":" in device_name:
         raise UsageError(f"--device {device_name} would put every process on one GPU; under torchrun use --device cuda")
@@ -156,7 +159,12 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
         raise DataError(f"{data_dir} has classes {data.class_names}, the checkpoint was trained on {cfg.model.class_names}")
     cfg.model.class_names = list(data.class_names)
     data_source = source.describe(data_dir)
+    if ctx.is_main:  # one writer per checkpoint folder; what a killed writer left half-written goes
+        held.enter_context(checkpoint.RunLock(ckpt_dir))
+        stale = checkpoint.remove_stale_temps(ckpt_dir)
     log = TrainLogger(log_dir, tc.steps, resume["step"] if resume else 0, ctx.is_main, progress)
+    if ctx.is_main and stale:
+        log.info(f"removed {len(stale)} temporary file(s) a killed run left in {ckpt_dir}, e.g. {stale[0].name}")
     if data.skipped:
         log.info(f"warning: skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0]}")
 
