@@ -213,7 +213,7 @@ def export_onnx(
     if quantize:
         int8 = int8_path(output)
         quantize_int8(output, int8)
-        write_metadata(int8, metadata(model, checkpoint, opset, INT8_QUANTIZATION))
+        write_metadata(int8, {**meta, "quantization": INT8_QUANTIZATION})  # hashed once, not per file
         files["int8"] = int8
     written = [*files.values(), write_sidecar(output, meta, files)]
     exported = Exported(output, sidecar_path(output), int8, {p.name: p.stat().st_size for p in written})

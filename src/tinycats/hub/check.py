@@ -57,12 +57,10 @@ def check(folder: str | Path, origins: dict[str, Path] | None = None, card: bool
 
 
 def _weights_digest(folder: Path, config: dict[str, Any]) -> str:
-    from safetensors.torch import load_file
-
     from tinycats.hub.load import load_model
 
-    load_model(folder)  # strict: every tensor of the config's network, nothing else
-    digest = weights_sha256(load_file(str(folder / layout.WEIGHTS)))
+    # Strict: every tensor of the config's network and nothing else, read once and hashed.
+    digest = weights_sha256(load_model(folder).state_dict())
     if config.get("weights_sha256") != digest:
         raise HubError(f"{folder / layout.CONFIG}: weights_sha256 does not match {layout.WEIGHTS} ({digest[:12]}…)")
     return digest

@@ -62,9 +62,9 @@ def stage(inputs: StageInputs, out: str | Path) -> dict[str, int]:
                 origins[rel] = source
         if inputs.samples_dir:
             _stage_samples(inputs.samples_dir, list(run.model.class_names), build, origins)
-        check(build, origins, card=False)  # reports proven readable before the card reads them
+        files = check(build, origins, card=False)  # every file proven consistent before the card reads them
         _write_card(build, count_parameters(model), inputs.repo_id)
-        files = check(build, origins)
+        files[layout.CARD] = (build / layout.CARD).stat().st_size
         shutil.rmtree(out, ignore_errors=True)
         os.replace(build, out)
     finally:
