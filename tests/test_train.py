@@ -1,3 +1,4 @@
+import errno
 import json
 import math
 import re
@@ -9,7 +10,7 @@ import torch
 
 from tinycats import checkpoint
 from tinycats.core import flow
-from tinycats.errors import TrainingDiverged
+from tinycats.errors import CheckpointError, TrainingDiverged
 from tinycats.training import loop, optim
 from tinycats.training.loop import train
 
@@ -193,11 +194,11 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch
 
     def broken_save(obj, f):
         f.write(b"half a checkpoint")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        checkpoint.save_atomic({"format": checkpoint.EMA_FORMAT, "value": 2}, path)
+    with pytest.raises(CheckpointError, match=r"cannot write dit_step_1.pt in .*No space left on device.*needs about"):
+        checkpoint.save_atomic({"format": checkpoint.EMA_FORMAT, "value": 2, "w": torch.zeros(250_000)}, path)
     monkeypatch.undo()
     assert checkpoint.load(path)["value"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["dit_step_1.pt"]

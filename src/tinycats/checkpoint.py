@@ -12,9 +12,12 @@ final name, so a crash or a signal mid-write never leaves a half-written checkpo
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import pickle
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +58,12 @@ def save(
     data_position: int,
     config: RunConfig,
     data: dict[str, Any],
+    fingerprint: dict[str, Any],
     world_size: int,
 ) -> tuple[Path, Path]:
     """Write dit_step_N_ema.pt, then dit_step_N.pt (so `latest` never finds a state whose EMA
-    file is missing); returns (training state, EMA) paths."""
+    file is missing); returns (training state, EMA) paths. When the second write fails, the first
+    file goes too: a step has both files or neither."""
     plain = config.to_dict()
     ema_file = save_atomic(
         sealed({"format": EMA_FORMAT, "step": step, "model": ema.model.state_dict(), "config": plain, "data": data}),
@@ -75,9 +80,45 @@ def save(
         "rng": rng_state(),
         "config": plain,
         "data": data,
+        "data_fingerprint": fingerprint,
         "world_size": world_size,
     }
-    return save_atomic(sealed(state), train_path(directory, step)), ema_file
+    try:
+        return save_atomic(sealed(state), train_path(directory, step)), ema_file
+    except CheckpointError:
+        ema_file.unlink(missing_ok=True)
+        raise
+
+
+def prune(directory: str | Path, keep_last: int, keep_every: int = 0) -> list[Path]:
+    """Delete the checkpoint pairs a run no longer needs: all but the newest `keep_last` steps,
+    except steps that are multiples of `keep_every` (milestones). keep_last 0 keeps everything.
+    Returns the deleted files."""
+    if keep_last <= 0:
+        return []
+    steps = [step_of(path) for path in training_states(directory)]  # newest first
+    doomed = [s for s in steps[keep_last:] if not (keep_every and s % keep_every == 0)]
+    removed = []
+    for step in doomed:
+        for path in (train_path(directory, step), ema_path(directory, step)):
+            if path.exists():
+                path.unlink()
+                removed.append(path)
+    if removed:
+        _fsync_dir(Path(directory))
+    return removed
+
+
+def _leaves(value: Any, where: str = "") -> Any:
+    """(key path, value) of every tensor and plain value in a checkpoint, in a fixed order."""
+    if isinstance(value, dict):
+        for key in sorted(value, key=repr):
+            yield from _leaves(value[key], f"{where}/{key!r}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{where}[{i}]")
+    else:
+        yield where, value
 
 
 def content_sha256(obj: Any) -> str:
@@ -85,22 +126,13 @@ def content_sha256(obj: Any) -> str:
     bytes, every other value's repr, under its key path. The file's own bytes are not used, so the
     digest can travel inside the file and be checked after loading."""
     digest = hashlib.sha256()
-
-    def walk(value: Any, where: str) -> None:
-        if isinstance(value, dict):
-            for key in sorted(value, key=repr):
-                walk(value[key], f"{where}/{key!r}")
-        elif isinstance(value, (list, tuple)):
-            for i, item in enumerate(value):
-                walk(item, f"{where}[{i}]")
-        elif isinstance(value, torch.Tensor):
+    for where, value in _leaves(obj):
+        if isinstance(value, torch.Tensor):
             tensor = value.detach().cpu().contiguous()
             digest.update(f"{where}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
             digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
         else:
             digest.update(f"{where}={value!r};".encode())
-
-    walk(obj, "")
     return digest.hexdigest()
 
 
@@ -110,19 +142,67 @@ def sealed(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
+    """Write `obj` to a temporary name beside `path`, fsync it, rename it over `path`, fsync the
+    folder. A failed write (no space, a file-size limit, no permission) removes the temporary file,
+    leaves every existing file as it was, and raises a CheckpointError that says how much room the
+    file needs."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(path, obj, exc) from exc
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    writer = None
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            writer = _Writer(f)
+            torch.save(obj, writer)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)  # the rename itself survives a power cut
+    except (OSError, RuntimeError) as exc:  # torch's zip writer turns a failed write into a RuntimeError
+        cause = writer.error if writer and writer.error else exc
+        if not isinstance(cause, OSError):
+            raise
+        raise _write_error(path, obj, cause) from exc
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+class _Writer:
+    """The file torch.save writes through. It keeps the OSError a write raised (ENOSPC, EFBIG,
+    ...), which torch's zip writer would otherwise replace with an opaque position mismatch."""
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.error = file, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _write_error(path: Path, obj: Any, exc: OSError) -> CheckpointError:
+    needed = sum(v.numel() * v.element_size() for _, v in _leaves(obj) if isinstance(v, torch.Tensor))
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:.0f} MB free there"
+    except OSError:
+        free = "its free space unknown"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = "free some space (or raise the file-size limit), or give another --checkpoint-dir"
+    else:
+        fix = "make it writable, or give another --checkpoint-dir"
+    return CheckpointError(
+        f"cannot write {path.name} in {path.parent} ({exc.strerror or exc}): it needs about {needed / 1e6:.1f} MB, "
+        f"{free}; {fix}. The checkpoints already there are untouched"
+    )
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -194,11 +274,7 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist: train one with `tinycats train` or `tinycats demo`")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        raise CheckpointError(f"{path} is not a readable checkpoint ({reason})") from exc
+    state = read_tensors(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") not in (TRAIN_FORMAT, EMA_FORMAT):
         raise CheckpointError(f"{path} is not a tinycats checkpoint (dit_step_N.pt or dit_step_N_ema.pt)")
     expected = state.pop(CHECKSUM, None)
@@ -207,6 +283,22 @@ def load(path: str | Path) -> dict[str, Any]:
             f"{path} is damaged: its content does not match the checksum written with it; use an earlier checkpoint"
         )
     return state
+
+
+def read_tensors(path: str | Path, what: str) -> Any:
+    """torch.load with weights_only=True, the one way tinycats reads a .pt file: only tensors,
+    containers and plain values are rebuilt, so a pickle that would run code is refused before any
+    of it runs. Any failure is one line that names the file and says what it was meant to be."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path} is not a plain tensor file: it holds what weights-only loading refuses (such as a pickle that "
+            f"could run code), and none of it ran; give a {what} written by tinycats"
+        ) from exc
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{path} is not a readable {what} ({type(exc).__name__}: {first})") from exc
 
 
 def load_training_state(path: str | Path) -> dict[str, Any]:

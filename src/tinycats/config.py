@@ -56,10 +56,16 @@ class ModelConfig:
     t_eps: float = 0.05  # floor of (1 - t) when turning an x-prediction into a velocity
 
     def __post_init__(self) -> None:
+        small = [name for name in ("image_size", "patch_size", "hidden_size", "depth", "num_heads") if getattr(self, name) < 1]
+        if small or not self.class_names:
+            raise ConfigError(f"invalid model setting {small[0] if small else 'class_names'}: it must be >= 1")
         if self.prediction not in PREDICTIONS:
             raise ConfigError(f"prediction must be 'x' or 'v', not {self.prediction!r}")
         if self.image_size % self.patch_size:
-            raise ConfigError(f"image size {self.image_size} is not a multiple of patch size {self.patch_size}")
+            raise ConfigError(
+                f"image size {self.image_size} is not a multiple of patch size {self.patch_size}: "
+                f"use e.g. {max(1, round(self.image_size / self.patch_size)) * self.patch_size}"
+            )
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"width {self.hidden_size} is not divisible by {self.num_heads} heads")
 
@@ -89,6 +95,8 @@ class TrainConfig:
     logit_mean: float = -0.8
     logit_std: float = 0.8
     checkpoint_interval: int = 0  # 0: only at the end
+    keep_last: int = 0  # keep only the newest K checkpoints (0: all); does not change the training
+    keep_every: int = 0  # ...and also every step that is a multiple of this (milestones)
     sample_interval: int = 0  # 0: only at the end
     log_interval: int = 10
     seed: int = 0
@@ -98,22 +106,39 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)  # YAML gives a list
-        checks = {
-            "steps": self.steps >= 1,
-            "batch_size": self.batch_size >= 1,
-            "gradient_accumulation_steps": self.gradient_accumulation_steps >= 1,
-            "lr": self.lr > 0,
-            "warmup_steps": self.warmup_steps >= 0,
-            "ema_beta": 0 <= self.ema_beta < 1,
-            "label_dropout": 0 <= self.label_dropout < 1,
-            "augmentation_level": self.augmentation_level in AUGMENTATION_LEVELS,
-            "time_sampling": self.time_sampling in TIME_SAMPLINGS,
-            "lr_schedule": self.lr_schedule in LR_SCHEDULES,
-            "precision": self.precision in PRECISIONS,
+        rules = {  # setting: (holds, what it must be)
+            "steps": (self.steps >= 1, ">= 1"),
+            "batch_size": (self.batch_size >= 1, ">= 1"),
+            "gradient_accumulation_steps": (self.gradient_accumulation_steps >= 1, ">= 1"),
+            "lr": (self.lr > 0, "> 0"),
+            "warmup_steps": (self.warmup_steps >= 0, ">= 0"),
+            "min_lr_ratio": (0 <= self.min_lr_ratio <= 1, "in [0, 1]"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "grad_clip": (self.grad_clip > 0, "> 0"),
+            "ema_beta": (0 <= self.ema_beta < 1, "in [0, 1), e.g. 0.9999"),
+            "label_dropout": (0 <= self.label_dropout < 1, "in [0, 1)"),
+            "augmentation_level": (self.augmentation_level in AUGMENTATION_LEVELS, f"one of {', '.join(AUGMENTATION_LEVELS)}"),
+            "time_sampling": (self.time_sampling in TIME_SAMPLINGS, f"one of {', '.join(TIME_SAMPLINGS)}"),
+            "logit_std": (self.logit_std > 0, "> 0"),
+            "lr_schedule": (self.lr_schedule in LR_SCHEDULES, f"one of {', '.join(LR_SCHEDULES)}"),
+            "precision": (self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+            "checkpoint_interval": (self.checkpoint_interval >= 0, ">= 0 (0: only at the end)"),
+            "sample_interval": (self.sample_interval >= 0, ">= 0 (0: only at the end)"),
+            "log_interval": (self.log_interval >= 1, ">= 1"),
+            "keep_last": (self.keep_last >= 0, ">= 0 (0: keep every checkpoint)"),
+            "keep_every": (
+                self.keep_every >= 0 and (not self.keep_every or self.keep_last > 0),
+                ">= 0, and given with keep_last (without it every checkpoint is kept anyway)",
+            ),
         }
-        bad = [k for k, ok in checks.items() if not ok]
+        bad = [name for name, (holds, _) in rules.items() if not holds]
         if bad:
-            raise ConfigError(f"invalid train setting {bad[0]}={getattr(self, bad[0])!r}")
+            raise ConfigError(f"invalid train setting {bad[0]}={getattr(self, bad[0])!r}: it must be {rules[bad[0]][1]}")
+        if self.keep_every and self.checkpoint_interval and self.keep_every % self.checkpoint_interval:
+            raise ConfigError(
+                f"keep_every {self.keep_every} is not a multiple of checkpoint_interval {self.checkpoint_interval}: "
+                "no milestone would ever be saved"
+            )
 
 
 @dataclass
@@ -150,10 +175,12 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), dict) for k in ("model", "train", "sample")):
+            raise ConfigError("settings must have model, train and sample sections")
         return cls(
-            model=ModelConfig(**raw["model"]),
-            train=TrainConfig(**raw["train"]),
-            sample=SampleConfig(**raw["sample"]),
+            model=_build(ModelConfig, raw["model"]),
+            train=_build(TrainConfig, raw["train"]),
+            sample=_build(SampleConfig, raw["sample"]),
         )
 
 
@@ -169,11 +196,13 @@ def load_config(name_or_path: str | None, overrides: dict[str, dict[str, Any]] |
     raw: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "sample": {}}
     if name_or_path:
         source = _find_config(name_or_path)
-        loaded = yaml.safe_load(source.read_text()) or {}
+        loaded = _read_yaml(source)
         unknown = set(loaded) - set(raw)
         if unknown:
             raise ConfigError(f"{source}: unknown section {sorted(unknown)[0]!r}; use model/train/sample")
         for section, values in loaded.items():
+            if not isinstance(values or {}, dict):
+                raise ConfigError(f"{source}: section {section!r} must be a mapping of settings, not {values!r}")
             raw[section].update(values or {})
     for section, values in (overrides or {}).items():
         raw[section].update({k: v for k, v in values.items() if v is not None})
@@ -198,12 +227,43 @@ def _find_config(name_or_path: str) -> Path:
     raise ConfigError(f"no config {name_or_path!r}: give a YAML file or one of: {', '.join(preset_names())}")
 
 
+def _read_yaml(source: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(source.read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise ConfigError(f"{source} is not readable YAML{at} ({type(exc).__name__}): fix the file") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{source} must be a YAML mapping with model/train/sample sections")
+    return loaded
+
+
+# What a setting's value may be, by the type of its default: YAML and JSON give ints for floats
+# and lists for tuples.
+_ACCEPTS = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "text"),
+    tuple: ((list, tuple), "a list"),
+    list: ((list, tuple), "a list"),
+}
+
+
 def _build(cls: type, values: dict[str, Any]) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+    """`cls(**values)`, refusing unknown names and values of the wrong kind by name."""
+    section = cls.__name__.removesuffix("Config").lower()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        section = cls.__name__.removesuffix("Config").lower()
-        raise ConfigError(f"unknown {section} setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown {section} setting {unknown[0]!r}; known: {', '.join(sorted(fields))}")
+    for name, value in values.items():
+        f = fields[name]
+        kind = type(f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        accepted, described = _ACCEPTS[kind]
+        if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
+            raise ConfigError(f"{section} setting {name}={value!r} must be {described}")
     return cls(**values)
 
 

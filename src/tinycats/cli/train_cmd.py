@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume", metavar="PATH|auto", help="continue from a dit_step_N.pt; 'auto' = the latest in --checkpoint-dir, if any"
     )
+    p.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="resume even though DATA_DIR is not the checkpoint's data (the resume is then not exact)",
+    )
     p.add_argument("--checkpoint-dir", default="checkpoints", help="where checkpoints go (default: checkpoints)")
     p.add_argument("--log-dir", default="outputs", help="where logs and sample grids go (default: outputs)")
     add_device(p)
@@ -56,6 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--label-dropout", type=float, help="fraction of labels replaced by the null label (for guidance)")
     t.add_argument("--time-sampling", choices=TIME_SAMPLINGS, help="distribution of training times")
     t.add_argument("--checkpoint-interval", type=int, help="save every N steps (0 = only at the end)")
+    t.add_argument(
+        "--keep-last", type=int, help="keep only the newest K checkpoints, deleting older ones (0 = keep all; 2 is safe)"
+    )
+    t.add_argument(
+        "--keep-every", type=int, help="with --keep-last: also keep every checkpoint whose step is a multiple of N"
+    )
     t.add_argument("--sample-interval", type=int, help="write a sample grid every N steps (0 = only at the end)")
     t.add_argument("--log-interval", type=int, help="log metrics every N steps")
     t.add_argument("--seed", type=int, help="seed of every random draw")
@@ -80,7 +91,17 @@ def run(args: argparse.Namespace, on_checkpoint=None) -> int:
     if state and state["step"] >= cfg.train.steps:
         print(f"already at step {state['step']} >= --steps {cfg.train.steps}; nothing to do")
         return 0
-    result = train(cfg, args.data_dir, args.checkpoint_dir, args.log_dir, state, args.device, args.progress, on_checkpoint)
+    result = train(
+        cfg,
+        args.data_dir,
+        args.checkpoint_dir,
+        args.log_dir,
+        state,
+        args.device,
+        args.progress,
+        on_checkpoint,
+        args.allow_data_change,
+    )
     if result.main_process:
         print(
             f"trained to step {result.step} (loss {result.loss:.4f}, {result.seconds:.0f}s); sample with:\n"

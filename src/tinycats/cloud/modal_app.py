@@ -77,7 +77,9 @@ def train_on_volume(spec: dict[str, object], resume: str, commit: Callable[[], o
         cfg, state = launch.resolve(spec["config"], spec["flags"], None if resume == "none" else resume, ckpt_dir)
         if state and state["step"] >= cfg.train.steps:
             return {"status": "done", "step": state["step"]}
-        result = train(cfg, spec["data_dir"], ckpt_dir, spec["log_dir"], state, progress=False, on_checkpoint=lambda _: commit())
+        allow = bool(spec["flags"].get("allow_data_change"))
+        folders = spec["data_dir"], ckpt_dir, spec["log_dir"]
+        result = train(cfg, *folders, state, progress=False, on_checkpoint=lambda _: commit(), allow_data_change=allow)
         return {"status": "done", "step": result.step}
     except TrainingInterrupted:
         raise
@@ -190,12 +192,16 @@ def main(
     augmentation_level: str | None = None,
     ema_beta: float | None = None,
     checkpoint_interval: int | None = None,
+    keep_last: int | None = None,
+    keep_every: int | None = None,
     sample_interval: int | None = None,
     seed: int | None = None,
     compile: bool | None = None,
+    allow_data_change: bool | None = None,
 ) -> None:
     """Flags not given keep the preset's value. --resume: auto (continue runs/<run-name> if it has a checkpoint),
-    none (a fresh run), or a dit_step_N.pt on the volume (e.g. runs/<other>/checkpoints/dit_step_N.pt)."""
+    none (a fresh run), or a dit_step_N.pt on the volume (e.g. runs/<other>/checkpoints/dit_step_N.pt).
+    --allow-data-change: resume although the data on the volume changed (then not an exact resume)."""
     flags = {k: v for k, v in locals().items() if k not in ("data_dir", "config", "run_name", "gpu", "resume")}
     from tinycats.config import load_config
     from tinycats.training import launch

@@ -26,6 +26,7 @@ from tinycats.core import flow
 from tinycats.core.ema import EMA
 from tinycats.core.model import TinyDiT, count_parameters
 from tinycats.data import source
+from tinycats.data.fingerprint import differences, fingerprint
 from tinycats.data.folder import build_cache, scan
 from tinycats.errors import DataError, TrainingDiverged, TrainingInterrupted, UsageError
 from tinycats.runtime import StopSignals, autocast, pick_device
@@ -129,21 +130,24 @@ def train(
     device: str = "auto",
     progress: bool | None = None,
     on_checkpoint: Callable[[Path], None] | None = None,
+    allow_data_change: bool = False,
 ) -> TrainResult:
     """Train `cfg` on the ImageFolder at `data_dir`, continuing from `resume` (a loaded
-    dit_step_N.pt) when given. `on_checkpoint(path)` runs after each save on the main process
-    (the Modal app commits its volume there)."""
+    dit_step_N.pt) when given; a resume onto other data than the checkpoint's is refused unless
+    `allow_data_change`. `on_checkpoint(path)` runs after each save on the main process (the
+    Modal app commits its volume there)."""
     ctx = distributed.setup(pick_device(device).type)
     try:
         with ExitStack() as held:  # what the run holds until it ends: the checkpoint folder's lock
-            return _train(
-                cfg, Path(data_dir), Path(checkpoint_dir), Path(log_dir), resume, device, progress, ctx, on_checkpoint, held
-            )
+            paths = Path(data_dir), Path(checkpoint_dir), Path(log_dir)
+            return _train(cfg, *paths, resume, device, progress, ctx, on_checkpoint, held, allow_data_change)
     finally:
         distributed.teardown(ctx)
 
 
-def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx, on_checkpoint, held) -> TrainResult:
+def _train(
+    cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx, on_checkpoint, held, allow_change
+) -> TrainResult:
     tc = cfg.train
     if ctx.world_size > 1 and ":" in device_name:
         raise UsageError(f"--device {device_name} would put every process on one GPU; under torchrun use --device cuda")
@@ -154,9 +158,10 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
     torch.backends.cudnn.allow_tf32 = True
 
     # Data, then the logger (so a wrong data folder leaves no empty outputs/ behind).
-    data = build_cache(scan(data_dir), cfg.model.image_size, tc.skip_bad_images, progress=ctx.is_main and progress is not False)
-    if resume and list(data.class_names) != list(cfg.model.class_names):
-        raise DataError(f"{data_dir} has classes {data.class_names}, the checkpoint was trained on {cfg.model.class_names}")
+    images = scan(data_dir)
+    prints = fingerprint(images, cfg.model.image_size)
+    changed = _data_change(resume, images.class_names, prints, data_dir, allow_change)
+    data = build_cache(images, cfg.model.image_size, tc.skip_bad_images, progress=ctx.is_main and progress is not False)
     cfg.model.class_names = list(data.class_names)
     data_source = source.describe(data_dir)
     if ctx.is_main:  # one writer per checkpoint folder; what a killed writer left half-written goes
@@ -165,6 +170,8 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
     log = TrainLogger(log_dir, tc.steps, resume["step"] if resume else 0, ctx.is_main, progress)
     if ctx.is_main and stale:
         log.info(f"removed {len(stale)} temporary file(s) a killed run left in {ckpt_dir}, e.g. {stale[0].name}")
+    if changed:
+        log.info(f"warning: the data changed since the checkpoint ({changed}); --allow-data-change: not an exact resume")
     if data.skipped:
         log.info(f"warning: skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0]}")
 
@@ -193,7 +200,7 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
         f"({tc.batch_size} x {tc.gradient_accumulation_steps} accumulation)"
     )
 
-    saver = Checkpointer(cfg, ckpt_dir, data_source, ctx, log, on_checkpoint)
+    saver = Checkpointer(cfg, ckpt_dir, data_source, prints, ctx, log, on_checkpoint)
     started = time.perf_counter()
     window_start = started
     health = Health.on(device)
@@ -258,6 +265,25 @@ def _train(cfg, data_dir, ckpt_dir, log_dir, resume, device_name, progress, ctx,
     return TrainResult(step, paths[0], paths[1], last_loss, seconds, ctx.is_main)
 
 
+def _data_change(resume, class_names, prints, data_dir, allowed: bool) -> str:
+    """What changed in the data since the resumed checkpoint ("" for nothing, or a new run). Other
+    classes are refused always (the network's label table is fixed); other files unless allowed."""
+    if not resume:
+        return ""
+    if list(class_names) != list(resume["config"]["model"]["class_names"]):
+        raise DataError(
+            f"{data_dir} has classes {class_names}, the checkpoint was trained on {resume['config']['model']['class_names']}"
+        )
+    before = resume.get("data_fingerprint")
+    changed = differences(before, prints) if before else ""
+    if changed and not allowed:
+        raise DataError(
+            f"{data_dir} is not the data the checkpoint was trained on ({changed}): resume on that data, "
+            "or pass --allow-data-change to go on with this data (the run is then no longer exact)"
+        )
+    return changed
+
+
 def _accumulate(state: State, net, batches: Batches, cfg: RunConfig, amp, ctx) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward and backward over the step's micro-batches, then clip: the step's loss and the
     gradient norm, left on the device."""
@@ -288,11 +314,13 @@ def _update(state: State, skip: torch.Tensor) -> None:
 
 @dataclass
 class Checkpointer:
-    """Writes both checkpoint files on the main process (the others wait), then `on_checkpoint`."""
+    """Writes both checkpoint files on the main process (the others wait), drops the ones past
+    --keep-last (but not --keep-every milestones), then calls `on_checkpoint`."""
 
     cfg: RunConfig
     directory: Path
     data_source: dict[str, Any]
+    fingerprint: dict[str, Any]
     ctx: distributed.Context
     log: TrainLogger
     on_checkpoint: Callable[[Path], None] | None
@@ -302,8 +330,13 @@ class Checkpointer:
         if self.ctx.is_main:
             parts = {"model": state.model, "ema": state.ema, "optimizer": state.opt, "scheduler": state.sched}
             context = {"config": self.cfg, "data": self.data_source, "world_size": self.ctx.world_size}
-            checkpoint.save(self.directory, state.step, **parts, data_position=state.position, **context)
+            checkpoint.save(
+                self.directory, state.step, **parts, data_position=state.position, fingerprint=self.fingerprint, **context
+            )
             self.log.info(f"saved {paths[0]} and {paths[1].name}")
+            removed = checkpoint.prune(self.directory, self.cfg.train.keep_last, self.cfg.train.keep_every)
+            if removed:
+                self.log.info(f"removed {', '.join(p.name for p in removed)} (--keep-last {self.cfg.train.keep_last})")
             if self.on_checkpoint:
                 self.on_checkpoint(paths[0])
         distributed.barrier(self.ctx)
