@@ -60,3 +60,10 @@ def test_data_throughput_ratio_is_data_over_training(tmp_path):
     assert r["augmentation_level"] == "full" and (data["batch_size"], data["image_size"]) == (8, 16)
     assert math.isfinite(data["img_per_s"]) and data["img_per_s"] > 0
     check_training(r["training"], batch=2)
+
+
+def test_corruption_sweep_finds_every_damaged_checkpoint(tmp_path):
+    result = run_script("corruption_sweep.py", ["--flips", "40", "--cuts", "5"], tmp_path / "c.json")
+    assert sum(result["byte_flips"].values()) == 40 and sum(result["truncations"].values()) == 5
+    assert result["undetected_damage"] == 0 and result["byte_flips"]["detected"] >= 30  # most bytes carry content
+    assert set(result["foreign_files"].values()) == {"refused"}

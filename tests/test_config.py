@@ -1,6 +1,7 @@
 import pytest
 
 from tinycats.config import MODEL_PRESETS, load_config, preset_names, resume_config
+from tinycats.errors import ConfigError
 
 # ADR-036's table: steps, batch, accumulation, lr, warm-up, augmentation, EMA, model, image size.
 RECORD = {
@@ -50,3 +51,28 @@ def test_resume_keeps_the_network_and_takes_new_train_settings():
     assert cfg.train.steps == 5000 and cfg.model.preset == "tinydit-xs"
     with pytest.raises(ValueError, match="cannot change model image_size"):
         resume_config(saved, {"model": {"image_size": 64}})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("train: {steps: 10\n", r"bad\.yaml is not readable YAML at line 2"),
+        ("- steps\n- 10\n", "must be a YAML mapping with model/train/sample sections"),
+        ("train: 10\n", "section 'train' must be a mapping of settings, not 10"),
+        ("train:\n  steps: many\n", "train setting steps='many' must be an integer"),
+        ("train:\n  lr: fast\n", "train setting lr='fast' must be a number"),
+        ("train:\n  compile: 1\n", "train setting compile=1 must be true or false"),
+        ("model:\n  class_names: Bengal\n", "model setting class_names='Bengal' must be a list"),
+        ("train:\n  log_interval: 0\n", "log_interval=0: it must be >= 1"),
+        ("train:\n  keep_every: 100\n", "keep_every=100: it must be >= 0, and given with keep_last"),
+        ("train:\n  keep_last: 2\n  keep_every: 70\n  checkpoint_interval: 50\n", "not a multiple of checkpoint_interval 50"),
+        ("model:\n  image_size: 30\n  patch_size: 4\n", "not a multiple of patch size 4: use e.g. 32"),
+        ("sample:\n  steps: 0\n", "sampling steps must be >= 1"),
+    ],
+)
+def test_a_broken_preset_file_is_one_error_naming_the_setting(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(str(path))
+    assert "\n" not in str(caught.value)
