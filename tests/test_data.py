@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 
 from tinycats.data import augment
-from tinycats.data.folder import DataError, build_cache, load_image, scan
+from tinycats.data.decode import load_image
+from tinycats.data.folder import DataError, build_cache, scan
 from tinycats.data.stream import IndexStream
 
 

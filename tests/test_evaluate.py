@@ -10,8 +10,10 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from tinycats import checkpoint
@@ -22,6 +24,7 @@ from tinycats.data.synth import write_dataset
 from tinycats.evaluate import report
 from tinycats.evaluate.classifier import ClassifierSettings, train_from_folder
 from tinycats.evaluate.run import METRIC_KEYS, EvalSettings, evaluate
+from tinycats.evaluate.seams import seam_score
 from tinycats.training.loop import train
 
 from conftest import tiny_config
@@ -200,8 +203,15 @@ def test_num_samples_is_a_total_and_more_samples_keep_the_first_ones(world, tmp_
     for i in range(5):
         name = f"{NAMES[i]}/{NAMES[i]}_{i}.png"
         assert (tmp_path / "five" / name).read_bytes() == (tmp_path / "seven" / name).read_bytes()
-    assert all(v is None for v in five["metrics"].values())  # nothing to measure with: all skipped, none invented
-    assert set(five["skipped"]) == set(METRIC_KEYS)
+    seams = ("seam_ratio", "real_seam_ratio")  # the one measure that needs no network: always there
+    assert all(v is None for k, v in five["metrics"].items() if k not in seams)  # the rest skipped, none invented
+    assert set(five["skipped"]) == set(METRIC_KEYS) - set(seams)
+    pictures = sorted((tmp_path / "five").glob("*/*.png"))
+    generated = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in pictures])
+    assert five["metrics"]["seam_ratio"] == pytest.approx(
+        seam_score(generated, checkpoint.run_config(checkpoint.load(world.ema)).model.patch_size).ratio, rel=1e-6
+    )
+    assert five["metrics"]["real_seam_ratio"] > 0
 
 
 def test_the_baseline_comparison_knows_which_way_is_better():

@@ -15,7 +15,8 @@ from PIL import Image
 from tinycats.breeds import CAT_BREEDS, CLASS_NAMES
 from tinycats.cli import main
 from tinycats.data import oxford
-from tinycats.data.folder import DataError, build_cache, load_image, scan
+from tinycats.data.decode import load_image
+from tinycats.data.folder import DataError, build_cache, scan
 
 HEADER = """#Image CLASS-ID SPECIES BREED ID
 #ID: 1:37 Class ids

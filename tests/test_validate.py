@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from tinycats.breeds import CLASS_NAMES
 from tinycats.cli import main
 from tinycats.data import CatsDataset, augment
-from tinycats.data.folder import load_image
+from tinycats.data.decode import load_image
 from tinycats.data.validate import format_report, validate
 
 from conftest import make_folder

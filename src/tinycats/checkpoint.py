@@ -18,6 +18,7 @@ import os
 import pickle
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,8 @@ def read_tensors(path: str | Path, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip: this is some other file (text, junk, legacy)
+            raise CheckpointError(f"{path} is not a readable {what} (not a file written by torch.save)") from exc
         raise CheckpointError(
             f"{path} is not a plain tensor file: it holds what weights-only loading refuses (such as a pickle that "
             f"could run code), and none of it ran; give a {what} written by tinycats"

@@ -141,6 +141,8 @@ Judged by a small CNN trained on the real toy cats (its accuracy on real test im
 | FD-classifier, generated vs real test (lower is better) | {m["fd_classifier"]:.3g} |
 | FD-classifier, real train vs real test (the floor) | {m["fd_classifier_train_vs_test"]:.3g} |
 | generated images closer to a training image than 95 % of test images are | {m["memorised_fraction"]:.1%} |
+| seam ratio, generated (pixel step across {cfg.model.patch_size} px patch borders / inside) | {m["seam_ratio"]:.3g} |
+| seam ratio, real test images (what no grid looks like) | {m["real_seam_ratio"]:.3g} |
 
 | breed | accuracy, generated | accuracy, real |
 |---|---|---|

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tinycats.errors import HubError
 from tinycats.hub import layout
+from tinycats.hub.check import read_sidecar
 
 PAGE_DIR = Path(__file__).resolve().parents[2] / "web" / "dist"
 ISOLATION_HEADERS = {
@@ -80,18 +81,22 @@ class Handler(SimpleHTTPRequestHandler):
 
 
 def make_server(model: str, port: int = 8000, host: str = "127.0.0.1", page: Path = PAGE_DIR) -> ThreadingHTTPServer:
-    """A server for the page and `model` (a repo folder or hf://…), not yet serving."""
-    if not (page / "index.html").is_file():
-        raise HubError(f"the page is not built ({page}/index.html is missing): run `make web` (npm ci && npm run build in web/)")
+    """A server for the page and `model` (a repo folder or hf://…), not yet serving. A local
+    folder's sidecar is read here: the page would otherwise fail in the browser, after the start."""
     model_dir = None
     if not layout.is_ref(model):
         model_dir = Path(model)
-        if not (model_dir / layout.SIDECAR).is_file():
+        sidecar = model_dir / layout.SIDECAR
+        if not sidecar.is_file():
             raise HubError(
                 f"{model_dir} has no {layout.SIDECAR}: give a repo folder with ONNX files "
                 "(`tinycats demo` writes demo/hub, or `tinycats upload ... --dry-run DIR`)"
             )
-    handler = partial(Handler, page=page, model_dir=model_dir, default_model=model_url(model))
+        read_sidecar(sidecar, str(sidecar))
+    default_model = model_url(model)  # checks an hf:// reference
+    if not (page / "index.html").is_file():
+        raise HubError(f"the page is not built ({page}/index.html is missing): run `make web` (npm ci && npm run build in web/)")
+    handler = partial(Handler, page=page, model_dir=model_dir, default_model=default_model)
     try:
         return ThreadingHTTPServer((host, port), handler)
     except OSError as exc:

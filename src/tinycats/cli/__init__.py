@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn
 
 from tinycats import __version__
 from tinycats.cli import (
@@ -21,7 +22,7 @@ from tinycats.cli import (
     upload_cmd,
     web_cmd,
 )
-from tinycats.errors import TinycatsError, TrainingInterrupted
+from tinycats.errors import TinycatsError, TrainingInterrupted, UsageError
 
 COMMANDS = (
     demo_cmd,
@@ -37,8 +38,16 @@ COMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors (a bad value, a missing or contradicting flag) are one line like every
+    other error, instead of the usage block and a second line; the subcommands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tinycats",
         description="Train, sample and ship a tiny breed-conditional cat generator (TinyDiT + flow matching).",
     )
@@ -50,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("tinycats: interrupted", file=sys.stderr)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from tinycats.cli.common import add_sampler_settings, sample_overrides
+from tinycats.cli.common import add_sampler_settings, output_path, sample_overrides
 
 
 def batch_sizes(text: str) -> tuple[int, ...]:
@@ -45,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from tinycats.export.benchmark import BenchmarkSettings, run_benchmark
     from tinycats.export.benchmark_report import format_table
 
+    report_path = output_path("--report-path", args.report_path)
     settings = BenchmarkSettings(
         **sample_overrides(args),
         batch_sizes=args.batch_sizes,
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         compile=not args.no_compile,
     )
     report = run_benchmark(args.model, settings, onnx=args.onnx, device=args.device, threads=args.threads)
-    Path(args.report_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report_path).write_text(json.dumps(report, indent=2) + "\n")
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(report))
     print(f"report: {args.report_path}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tinycats.cli.common import add_device
+from tinycats.cli.common import add_device, output_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from tinycats.evaluate.classifier import ClassifierSettings, train_from_folder
 
+    output = output_path("--output", args.output)
     settings = ClassifierSettings(
         backbone=args.backbone,
         image_size=args.image_size,
@@ -64,7 +65,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"epoch {epoch}/{epochs}: loss {loss:.4f}, train accuracy {train_accuracy:.3f} ({seconds:.1f} s)", flush=True)
 
     clf = train_from_folder(args.data_dir, settings, progress=report)
-    path = clf.save(args.output)
+    path = clf.save(output)
     if clf.test_accuracy is None:
         print(f"saved {path} ({args.data_dir} has no test/ split: test accuracy not measured)")
     else:

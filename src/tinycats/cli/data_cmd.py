@@ -1,10 +1,19 @@
-"""tinycats data ...: make, fetch and check data sets."""
+"""tinycats data ...: make, fetch and check data sets.
+
+A folder argument that cannot be used (OUT a file, a file in the way of a parent folder, no write
+permission, a DATA_DIR that does not exist) is one error line and a non-zero exit before anything
+is written; the checks for --out of download/prepare and for DATA_DIR live in the library.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tinycats.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     from tinycats.data.oxford import Prepared
@@ -79,10 +88,36 @@ def _add_layout_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the same seed picks the same Other images (default: 0)")
 
 
-def run_synth(args: argparse.Namespace) -> int:
-    from tinycats.data.synth import write_dataset
+def _check_writable_folder(out: str) -> None:
+    """OUT is (or can be made as) a folder this user can write into."""
+    path = Path(out).absolute()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = f"{out} is" if folder == path else f"cannot create {out}: {folder} is"
+                raise DataError(f"{what} a file, not a folder: choose another OUT")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise DataError(f"cannot write to {out}: {folder} is not writable; choose another OUT")
+            return
+        if folder.is_symlink():
+            raise DataError(f"cannot write to {out}: {folder} is a broken symbolic link; choose another OUT")
 
-    counts = write_dataset(args.out, args.per_class, args.test_per_class, args.image_size, args.seed, args.workers)
+
+def run_synth(args: argparse.Namespace) -> int:
+    from tinycats.data.synth import MAX_SIZE, MIN_SIZE, write_dataset
+
+    if not MIN_SIZE <= args.image_size <= MAX_SIZE:
+        raise UsageError(f"--image-size must be {MIN_SIZE} to {MAX_SIZE} px, not {args.image_size}")
+    for flag, count in (("--per-class", args.per_class), ("--test-per-class", args.test_per_class)):
+        if count < 0:
+            raise UsageError(f"{flag} must be >= 0, not {count}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, not {args.workers}")
+    _check_writable_folder(args.out)
+    try:
+        counts = write_dataset(args.out, args.per_class, args.test_per_class, args.image_size, args.seed, args.workers)
+    except OSError as exc:  # what the checks above cannot foresee: OUT/train a file, a full disk
+        raise DataError(f"cannot write toy cats to {args.out}: {exc}") from exc
     total = sum(sum(c.values()) for c in counts.values())
     print(f"wrote {total} toy cats ({args.image_size}px, seed {args.seed}) to {args.out}")
     return 0
@@ -91,6 +126,8 @@ def run_synth(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     from tinycats.data.oxford import download
 
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     _print_prepared(download(args.out, args.cache, args.other_per_split, args.seed, args.timeout, sys.stderr.isatty()))
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tinycats.cli.common import add_device, add_sampler, sample_overrides
+from tinycats.cli.common import add_device, add_sampler, output_path, sample_overrides
 
 METRIC_FLAGS = {"compute_fid": "fid", "compute_kid": "kid", "compute_is": "is", "compute_precision_recall": "prc"}
 
@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     if args.breed_accuracy:
         chosen.append("breed_accuracy")
     overrides = sample_overrides(args)
+    output_path("--report-path", args.report_path)
+    if args.generate_samples and args.fake_dir:
+        output_path("--fake-dir", args.fake_dir, folder=True)
     settings = EvalSettings(
         checkpoint=args.checkpoint,
         real_dir=args.real_dir,

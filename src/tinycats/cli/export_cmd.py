@@ -25,10 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tinycats.cli.common import output_path
     from tinycats.export.onnx import FP32_TOLERANCE, export_onnx
 
     opset = {"opset": args.opset} if args.opset else {}
-    exported = export_onnx(args.checkpoint, args.output, quantize=args.quantize, verify=args.verify, **opset)
+    exported = export_onnx(
+        args.checkpoint, output_path("--output", args.output), quantize=args.quantize, verify=args.verify, **opset
+    )
     for name, size in exported.sizes.items():
         shown = f"{size / 1e6:.2f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
         print(f"wrote {exported.onnx.parent / name} ({shown})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tinycats.breeds import class_index
-from tinycats.cli.common import add_device, add_sampler, sample_overrides
+from tinycats.cli.common import add_device, add_sampler, output_path, sample_overrides
 from tinycats.errors import UsageError
 from tinycats.pictures import write_gallery
 
@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.num_samples < 1:
         raise UsageError("--num-samples must be at least 1")
+    overrides = sample_overrides(args)
+    output_path("--output-dir", args.output_dir, folder=True)
     if args.onnx:  # imports nothing of PyTorch
         from tinycats.export.onnx_sampler import load, sample
 
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_generator(args.checkpoint, device=args.device)
         names = model.config.class_names
     breeds = [class_index(b, names) for b in args.breed] if args.breed else list(range(len(names)))
-    settings = model.sample_config.override(**sample_overrides(args))
+    settings = model.sample_config.override(**overrides)
 
     def draw(labels: list[int], indices: list[int]):
         return sample(model, labels, settings, seed=args.seed, batch_size=args.batch_size, indices=indices, progress=True)

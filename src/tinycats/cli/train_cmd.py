@@ -6,7 +6,7 @@ import argparse
 
 import yaml
 
-from tinycats.cli.common import add_device
+from tinycats.cli.common import add_device, output_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,9 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--keep-last", type=int, help="keep only the newest K checkpoints, deleting older ones (0 = keep all; 2 is safe)"
     )
-    t.add_argument(
-        "--keep-every", type=int, help="with --keep-last: also keep every checkpoint whose step is a multiple of N"
-    )
+    t.add_argument("--keep-every", type=int, help="with --keep-last: also keep every checkpoint whose step is a multiple of N")
     t.add_argument("--sample-interval", type=int, help="write a sample grid every N steps (0 = only at the end)")
     t.add_argument("--log-interval", type=int, help="log metrics every N steps")
     t.add_argument("--seed", type=int, help="seed of every random draw")
@@ -84,6 +82,8 @@ def run(args: argparse.Namespace, on_checkpoint=None) -> int:
     from tinycats.training import launch
     from tinycats.training.loop import train
 
+    for flag, folder in (("--checkpoint-dir", args.checkpoint_dir), ("--log-dir", args.log_dir)):
+        output_path(flag, folder, folder=True)
     cfg, state = launch.resolve(args.config, vars(args), args.resume, args.checkpoint_dir)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")

@@ -14,7 +14,8 @@ import torch
 from torch.utils.data import Dataset
 
 from tinycats.data import augment
-from tinycats.data.folder import load_image, scan
+from tinycats.data.decode import load_image
+from tinycats.data.folder import scan
 
 
 class Augmentation:

@@ -4,8 +4,7 @@ Layouts: `DIR/train/<Class>/*` (and `DIR/test/<Class>/*`), or plain `DIR/<Class>
 folder names are (a subset of) the Oxford cat classes, the canonical class map of breeds.py is used
 (so "Other" is 12, not its alphabetical place); any other ImageFolder gets its sorted folder names.
 
-Images are centre-cropped to a square and then resized (never squashed), with PIL, which reads
-everything the real data set contains: CMYK and greyscale JPEGs, PNGs saved under a .jpg name.
+Decoding (crop and resize, formats, refusals, colour modes) is data/decode.py's.
 """
 
 from __future__ import annotations
@@ -17,13 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from tinycats.breeds import CLASS_NAMES
+from tinycats.data.decode import DECODE_ERRORS, IMAGE_EXTENSIONS, decode_image, describe
 from tinycats.errors import DataError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclass
@@ -35,17 +32,25 @@ class ImageList:
 
 def split_root(data_dir: str | Path, split: str = "train") -> Path:
     """DIR/<split> when it exists; for "train", DIR itself when it holds class folders directly."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise DataError(
-            f"data directory {data_dir} does not exist: create toy cats with "
-            f"`tinycats data synth {data_dir}` or fetch Oxford-IIIT Pet with `tinycats data download`"
-        )
+    data_dir = check_data_dir(data_dir)
     if (data_dir / split).is_dir():
         return data_dir / split
     if split == "train" and not (data_dir / "test").is_dir():
         return data_dir
     raise DataError(f"{data_dir} has no {split}/ folder (expected {data_dir}/{split}/<Class>/*.jpg)")
+
+
+def check_data_dir(data_dir: str | Path) -> Path:
+    """DATA_DIR as a Path when it is a folder; else a DataError that says what to pass instead."""
+    data_dir = Path(data_dir)
+    if data_dir.is_dir():
+        return data_dir
+    if data_dir.exists() or data_dir.is_symlink():
+        raise DataError(f"data directory {data_dir} is not a folder: pass the folder that holds train/<Class>/ images")
+    raise DataError(
+        f"data directory {data_dir} does not exist: create toy cats with "
+        f"`tinycats data synth {data_dir}` or fetch Oxford-IIIT Pet with `tinycats data download`"
+    )
 
 
 def scan(data_dir: str | Path, split: str = "train") -> ImageList:
@@ -65,15 +70,6 @@ def scan(data_dir: str | Path, split: str = "train") -> ImageList:
     return ImageList(root, class_names, samples)
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """uint8 [size, size, 3]: upright (camera EXIF orientation applied, as viewers show photos),
-    centre crop to a square, then a high-quality resize."""
-    with Image.open(path) as img:
-        img.draft("RGB", (size * 2, size * 2))  # lets JPEG decode at a reduced scale: much faster
-        rgb = ImageOps.exif_transpose(img).convert("RGB")
-    return np.asarray(ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC, centering=(0.5, 0.5)))
-
-
 @dataclass
 class ImageCache:
     images: torch.Tensor  # uint8 [N, 3, S, S]
@@ -89,21 +85,21 @@ def build_cache(
     are left out with a warning; the counts are in `skipped`."""
     paths = [p for p, _ in images.samples]
 
-    def decode(path: Path) -> np.ndarray | Exception:
+    def decode(path: Path) -> np.ndarray | BaseException:
         try:
-            return load_image(path, size)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            return decode_image(path, size)[0]
+        except DECODE_ERRORS as exc:
             return exc
 
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         decoded = list(tqdm(pool.map(decode, paths), total=len(paths), desc="decoding", unit="img", disable=not progress))
-    bad = [(p, r) for p, r in zip(paths, decoded) if isinstance(r, Exception)]
+    bad = [(p, r) for p, r in zip(paths, decoded) if isinstance(r, BaseException)]
     if bad and not skip_bad:
-        listing = "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in bad[:10])
+        listing = "; ".join(f"{p} ({describe(e)})" for p, e in bad[:10])
         more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
         raise DataError(f"{len(bad)} unreadable image(s): {listing}{more}. Remove them, or pass --skip-bad-images")
-    good = [(r, label) for r, (_, label) in zip(decoded, images.samples) if not isinstance(r, Exception)]
+    good = [(r, label) for r, (_, label) in zip(decoded, images.samples) if not isinstance(r, BaseException)]
     if not good:
         raise DataError(f"no readable images under {images.root}")
     pixels = torch.from_numpy(np.stack([r for r, _ in good])).permute(0, 3, 1, 2).contiguous()

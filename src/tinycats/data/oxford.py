@@ -10,6 +10,11 @@ training loader decodes whatever they are (CMYK, greyscale, a PNG named .jpg).
 
 The prepared folder is built next to OUT, a manifest is written last and the folder is renamed into
 place, so OUT either is complete or does not exist; a second run finds the manifest and does nothing.
+
+Hostile input cannot write outside OUT: files are only ever written to paths made from image names
+that must be plain names (letters, digits, _ and -), archive members are streamed, never extracted
+by their own paths (see _read_tar), and a --out, --source or --cache that cannot be used is one
+DataError line before anything is downloaded or written.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import tarfile
 import urllib.error
@@ -45,6 +51,8 @@ SPLITS = {"train": "trainval.txt", "test": "test.txt"}  # our split -> the offic
 LISTS = (*SPLITS.values(), "list.txt")
 MANIFEST = OXFORD_MANIFEST
 NETWORK_ERRORS = (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # an image name from the lists: no '/', '\\', '..' or leading '.'
+MAX_LIST_BYTES = 16 << 20  # the real list.txt is ~240 kB
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,10 @@ def download(
     if counts is not None:
         return Prepared(out, counts, already=True)
     cache = Path(cache) if cache else default_cache()
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission
+        raise DataError(f"cannot use {cache} as the download cache ({exc.strerror or exc}): choose another --cache") from exc
     try:
         for filename, (url, md5) in RESOURCES.items():
             fetch(url, cache / filename, md5, timeout, progress)
@@ -140,9 +151,16 @@ def prepare(
     counts = _prepared_counts(out, settings)
     if counts is not None:
         return Prepared(out, counts, already=True)
+    if source.exists() and not source.is_dir():
+        raise DataError(
+            f"--source {source} is not a folder: pass the folder that holds {' and '.join(RESOURCES)} "
+            "(or their extracted images/ and annotations/ folders)"
+        )
     images, annotations = (_locate(source, part) for part in ("images", "annotations"))
     layout = plan(_read_lists(annotations), other_per_split, seed)
     staging = out.parent / f".{out.name}.partial"
+    if staging.is_symlink() or staging.is_file():  # never build through a link planted there
+        staging.unlink()
     shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
     destinations = {}
     for split, classes in layout.items():
@@ -173,24 +191,51 @@ def _settings(other_per_split: int | None, seed: int) -> dict:
 
 
 def _prepared_counts(out: Path, settings: dict) -> dict[str, dict[str, int]] | None:
-    """The counts when OUT is already prepared with these settings; None when OUT is free to use."""
+    """The counts when OUT is already prepared with these settings; None when OUT is free to use
+    (then it can be made: no file in the way of it or of its parent folders, and they are writable)."""
     if not (out / MANIFEST).is_file():
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise DataError(f"{out} exists and was not made by `tinycats data prepare`: remove it or choose another --out")
+        if out.is_symlink():
+            raise DataError(f"--out {out} is a symbolic link: pass the folder it points to, or another --out")
+        _check_can_create(out)
         return None
-    manifest = json.loads((out / MANIFEST).read_text())
-    if {k: manifest.get(k) for k in settings} != settings:
-        other = manifest.get("other_per_split")
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+        recorded = {k: manifest.get(k) for k in settings}
+        counts = {
+            split: {str(class_name): int(n) for class_name, n in classes.items()}
+            for split, classes in manifest["counts"].items()
+            if split in SPLITS
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not JSON, or not our manifest's shape
+        raise DataError(f"{out / MANIFEST} is damaged ({exc}): remove {out} and run again") from exc
+    if recorded != settings:
+        other = recorded["other_per_split"]
         raise DataError(
-            f"{out} was prepared with --other-per-split {'(default)' if other is None else other} --seed {manifest.get('seed')}: "
+            f"{out} was prepared with --other-per-split {'(default)' if other is None else other} --seed {recorded['seed']}: "
             "remove it to prepare it with other settings"
         )
-    for split, classes in manifest["counts"].items():
+    for split, classes in counts.items():
         for class_name, expected in classes.items():
-            found = sum(1 for _ in (out / split / class_name).glob("*.jpg")) if (out / split / class_name).is_dir() else 0
+            folder = out / split / class_name  # only the known class folders are looked into
+            found = sum(1 for _ in folder.glob("*.jpg")) if class_name in CLASS_NAMES and folder.is_dir() else 0
             if found != expected:
                 raise DataError(f"{out}/{split}/{class_name} has {found} images, not {expected}: remove {out} and run again")
-    return manifest["counts"]
+    return counts
+
+
+def _check_can_create(out: Path) -> None:
+    """A DataError when OUT could not be made: a file where a parent folder should be, or no write permission."""
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"cannot create --out {out}: {parent} is a file, not a folder; choose another --out")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise DataError(f"cannot create --out {out}: {parent} is not writable; choose another --out")
+            return
+        if parent.is_symlink():  # a dangling link: mkdir would fail on it
+            raise DataError(f"cannot create --out {out}: {parent} is a broken symbolic link; choose another --out")
 
 
 def parse_list(text: str, source: str) -> list[Entry]:
@@ -203,6 +248,8 @@ def parse_list(text: str, source: str) -> list[Entry]:
         if len(fields) != 4 or fields[2] not in ("1", "2"):
             raise DataError(f"{source} line {number}: expected 'NAME CLASS_ID SPECIES(1 cat, 2 dog) BREED_ID', got {line!r}")
         name, is_cat = fields[0], fields[2] == "1"
+        if not NAME.fullmatch(name):  # it becomes a file name under OUT: no paths
+            raise DataError(f"{source} line {number}: {name!r} is not a plain image name (letters, digits, _ and -)")
         breed = name.rsplit("_", 1)[0]
         if is_cat != breed[:1].isupper():
             kind = "cat (species 1)" if is_cat else "dog (species 2)"
@@ -262,8 +309,9 @@ def _locate(source: Path, part: str) -> Path:
             if not check_integrity(archive, md5):
                 raise DataError(f"{archive} is damaged or not the official file (MD5 is not {md5}): download it again from {url}")
             return archive
+    has = "has" if source.is_dir() else "does not exist, so it has"
     raise DataError(
-        f"{source} has neither {part}/ nor {part}.tar.gz: download {' and '.join(RESOURCES)} from {HOME_PAGE} "
+        f"{source} {has} neither {part}/ nor {part}.tar.gz: download {' and '.join(RESOURCES)} from {HOME_PAGE} "
         "into it (or run `tinycats data download`)"
     )
 
@@ -273,16 +321,30 @@ def _read_lists(annotations: Path) -> dict[str, str]:
         missing = [name for name in LISTS if not (annotations / name).is_file()]
         if missing:
             raise DataError(f"{annotations} lacks {', '.join(missing)}: extract the full annotations archive there")
-        return {name: (annotations / name).read_text() for name in LISTS}
+        lists = {}
+        for name in LISTS:
+            with open(annotations / name, "rb") as file:
+                lists[name] = _read_list(annotations / name, file)
+        return lists
     lists = {}
 
     def keep(name: str, file: IO[bytes]) -> None:
-        lists[name] = file.read().decode()
+        lists[name] = _read_list(f"{annotations}: annotations/{name}", file)
 
     _read_tar(annotations, "annotations", LISTS, keep)
     if len(lists) != len(LISTS):
         raise DataError(f"{annotations} lacks annotations/{', '.join(sorted(set(LISTS) - set(lists)))}: download it again")
     return lists
+
+
+def _read_list(source: object, file: IO[bytes]) -> str:
+    data = file.read(MAX_LIST_BYTES + 1)
+    if len(data) > MAX_LIST_BYTES:
+        raise DataError(f"{source} is over {MAX_LIST_BYTES >> 20} MiB, not an Oxford-IIIT Pet list: get the official annotations")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source} is not text ({exc}): get the official annotations") from exc
 
 
 def _copy_images(images: Path, destinations: dict[str, Path], progress: bool) -> None:
@@ -308,17 +370,60 @@ def _copy_images(images: Path, destinations: dict[str, Path], progress: bool) ->
 
 
 def _read_tar(archive: Path, folder: str, names: Container[str], use: Callable[[str, IO[bytes]], None]) -> None:
-    """Call `use(name, file)` for each file folder/<name> of a .tar.gz with a wanted name, in one pass;
-    a broken archive raises an error that names it."""
+    """Call `use(name, file)` for each regular file folder/<name> of a .tar.gz with a wanted name, in
+    one pass; a broken archive raises an error that names it.
+
+    Nothing is extracted by the archive's own paths: only the bytes of wanted regular members are
+    read, and the caller decides where they go (paths made from the annotation lists), so no member
+    can write outside OUT. A member that could be taken for a wanted file (its last component is a
+    wanted name, wherever it sits) but is a symbolic or hard link, a device, a FIFO or a folder, or
+    whose path is absolute or climbs with '..', is refused, every such member named in one DataError
+    once the pass is over: skipping it would surface later as a puzzling "missing image", and
+    following a link would take another member's bytes than the name says. The official archives
+    (their MD5 is checked before this) have none. Any other odd member is never opened, so it is
+    ignored: refusing what is never touched would add a failure without adding safety.
+    """
+    bad = []
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 path = PurePosixPath(member.name)
-                if member.isfile() and path.parent.name == folder and path.name in names:
+                if path.name not in names:
+                    continue
+                problem = _member_problem(member, path)
+                if problem:
+                    bad.append(f"{member.name!r} ({problem})")
+                elif path.parent.name == folder and not bad:  # once refused, the rest is only checked
                     with tar.extractfile(member) as file:
                         use(path.name, file)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{archive} is damaged ({exc}): download it again") from exc
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        url = RESOURCES.get(archive.name, (HOME_PAGE, ""))[0]
+        raise DataError(
+            f"{archive} is not the official archive: {len(bad)} member(s) named like its {folder} are unsafe: {shown}; "
+            f"nothing was prepared: download it again from {url}"
+        )
+
+
+def _member_problem(member: tarfile.TarInfo, path: PurePosixPath) -> str:
+    """Why a tar member may not stand for a wanted file, or "" when it may."""
+    if path.is_absolute():
+        return "absolute path"
+    if ".." in path.parts:
+        return "path with '..'"
+    if member.issym():
+        return f"symbolic link to {member.linkname!r}"
+    if member.islnk():
+        return f"hard link to {member.linkname!r}"
+    if member.ischr() or member.isblk():
+        return f"{'character' if member.ischr() else 'block'} device"
+    if member.isfifo():
+        return "FIFO"
+    if member.isdir():
+        return "folder"
+    return "" if member.isfile() else "not a regular file"
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -1,11 +1,13 @@
 """Check a data set before spending GPU hours on it: what the record's validation snippet printed
 (samples, batches per epoch, distribution per breed) and the faults that silently spoil training.
 
-Every file is decoded with the training loader's own `load_image`, so "readable" here means readable
-by training. Errors (exit 1): unreadable or truncated files, the same image in train and test (the
+Every file is decoded with the training loader's own decode (decode.decode_image), so "readable"
+here means readable by training, and what training refuses (special files, decompression bombs) is
+refused here. Errors (exit 1): unreadable or truncated files, the same image in train and test (the
 test set would leak into training), no images. Warnings: images smaller than the training size (they
 get upscaled), exact duplicates within a split (by content hash), class imbalance above a ratio,
-canonical classes with no images, no test split.
+canonical classes with no images, no test split. A DATA_DIR that is missing or not a folder is one
+DataError line, not a report.
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
 from tqdm.auto import tqdm
 
 from tinycats.breeds import CLASS_NAMES
-from tinycats.data.folder import DataError, load_image, scan
+from tinycats.data.decode import DECODE_ERRORS, decode_image, describe, open_image_file
+from tinycats.data.folder import DataError, check_data_dir, scan
 from tinycats.errors import UsageError
 
 SPLITS = ("train", "test")
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 SHOWN = 5  # examples per finding in the text report; the JSON report lists them all
 
 
@@ -77,7 +78,9 @@ def validate(
 ) -> Report:
     if image_size < 1 or batch_size < 1:
         raise UsageError(f"--image-size and --batch-size must be positive, not {image_size} and {batch_size}")
-    data_dir = Path(data_dir)
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {workers}")
+    data_dir = check_data_dir(data_dir)  # a missing folder is one line, not a report of nothing
     files: list[FileCheck] = []
     class_names: list[str] = []
     problems: list[tuple[str, str]] = []  # (kind, message) found while scanning
@@ -131,12 +134,14 @@ def validate(
 def _check(f: FileCheck, data_dir: Path, size: int) -> None:
     path = data_dir / f.path
     try:
-        f.digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        with Image.open(path) as img:
-            f.width, f.height = img.size
-        load_image(path, size)  # the training decode: fails exactly where training would
+        digest = hashlib.sha256()
+        with open_image_file(path) as file:  # a FIFO or device named *.jpg is refused, never read
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+        f.digest = digest.hexdigest()
+        _, (f.width, f.height) = decode_image(path, size)  # the training decode: fails exactly where training would
     except DECODE_ERRORS as exc:
-        f.error = f"{type(exc).__name__}: {exc}"
+        f.error = describe(exc)
 
 
 def _judge(report: Report, problems: list[tuple[str, str]], imbalance_threshold: float) -> None:

@@ -24,9 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinycats import checkpoint
+from tinycats.checkpoint import read_tensors
 from tinycats.data import augment
-from tinycats.data.folder import build_cache, load_image, scan
+from tinycats.data.decode import load_image
+from tinycats.data.folder import build_cache, scan
 from tinycats.errors import CheckpointError, ConfigError, DataError
+from tinycats.evaluate.metrics import read_state_dict
 from tinycats.evaluate.settings import BACKBONES, ClassifierSettings
 from tinycats.runtime import pick_device
 from tinycats.seeding import STREAMS, generator
@@ -145,10 +148,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
         raise CheckpointError(
             f"classifier {path} does not exist: train one with `tinycats train-classifier DATA --output {path}`"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path} is not a readable classifier ({type(exc).__name__}: {exc})") from exc
+    state = read_tensors(path, "classifier")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a tinycats classifier (made by `tinycats train-classifier`)")
     net = build(state["backbone"], len(state["class_names"]))
@@ -166,7 +166,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
 
 def load_pretrained_backbone(net: nn.Module, path: str | Path) -> None:
     """Copy ImageNet weights (a torchvision resnet18 state dict file) into the body; the head stays new."""
-    weights = torch.load(path, map_location="cpu", weights_only=True)
+    weights = read_state_dict(path, "give --pretrained-weights a torchvision resnet18 state dict file")
     weights = {k: v for k, v in weights.items() if not k.startswith("fc.")}
     missing, unexpected = net.body.load_state_dict(weights, strict=False)
     if unexpected or missing:

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tinycats.errors import InceptionUnavailable, UsageError
+from tinycats.checkpoint import read_tensors
+from tinycats.errors import CheckpointError, InceptionUnavailable, TinycatsError, UsageError
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_METRICS = ("fid", "kid", "is", "prc")
@@ -53,12 +54,23 @@ def resolve_inception_weights(path: str | Path | None) -> Path:
     to get it and where to put it (nothing is downloaded)."""
     url = inception_url()  # first: fails if torch-fidelity is not installed
     target = Path(path) if path else default_inception_path()
+    fetch = f"download {url} and save it as {default_inception_path()} (or pass --inception-weights PATH)"
     if not target.is_file():
-        raise InceptionUnavailable(
-            f"Inception weights not found at {target}: download {url} and save it as "
-            f"{default_inception_path()} (or pass --inception-weights PATH)"
-        )
+        raise InceptionUnavailable(f"Inception weights not found at {target}: {fetch}")
+    read_state_dict(target, fetch, InceptionUnavailable)
     return target
+
+
+def read_state_dict(path: str | Path, fix: str, error: type[TinycatsError] = CheckpointError) -> dict[str, torch.Tensor]:
+    """A {name: tensor} file, read weights-only; anything else is one line ending in `fix`, before
+    any work (torch-fidelity and torchvision would fail on it later, with a traceback)."""
+    try:
+        state = read_tensors(path, "state dict")
+    except CheckpointError:
+        state = None
+    if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return state
+    raise error(f"{path} is not a state dict of tensors: {fix}")
 
 
 class UInt8Images(Dataset):

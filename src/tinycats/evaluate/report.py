@@ -17,12 +17,16 @@ from typing import Any
 import torch
 
 from tinycats.checkpoint import sha256, step_of, weights_sha256
-from tinycats.errors import UsageError
+from tinycats.errors import TinycatsError, UsageError
 from tinycats.generator import weights_file
+
+FORMAT = "tinycats-evaluation-v1"
+# The sections every reader of a report (the baseline comparison, the Hub check, the card) relies on.
+SECTIONS = ("checkpoint", "model_config", "data", "metrics")
 
 # Which way is better, for the change against a baseline. Others (std, reference values, the
 # memorised fraction, whose ideal is the test set's own fraction) have no direction.
-LOWER_IS_BETTER = ("fid", "kid_mean", "fd_classifier")
+LOWER_IS_BETTER = ("fid", "kid_mean", "fd_classifier", "seam_ratio")
 HIGHER_IS_BETTER = ("is_mean", "precision", "recall", "breed_accuracy")
 LABELS = {
     "fid": "FID (Inception)",
@@ -37,6 +41,8 @@ LABELS = {
     "breed_accuracy": "breed accuracy of generated samples",
     "real_breed_accuracy": "classifier accuracy on the real images",
     "memorised_fraction": "generated samples nearer to train than the test 5th percentile",
+    "seam_ratio": "seam ratio of generated images (pixel step across patch borders / inside; 1 = no grid)",
+    "real_seam_ratio": "seam ratio of the real images, at the same patch grid",
 }
 
 
@@ -55,14 +61,30 @@ def compare(metrics: dict[str, float | None], baseline: dict[str, Any], baseline
     return {"path": baseline_path, "checkpoint": baseline.get("checkpoint", {}).get("path"), "changes": changes}
 
 
+def check_report(report: Any, shown: str, error: type[TinycatsError] = UsageError) -> dict[str, Any]:
+    """`report` if it is a tinycats evaluation report with every section readers use; else one
+    line naming the field that is wrong, as `error`."""
+    found = report.get("format") if isinstance(report, dict) else None
+    if found != FORMAT:
+        raise error(
+            f"{shown} is not a tinycats evaluation report (its 'format' is {found!r}, not {FORMAT!r}): "
+            "give a report written by `tinycats evaluate`"
+        )
+    missing = [key for key in SECTIONS if not isinstance(report.get(key), dict)]
+    if missing:
+        raise error(f"{shown} lacks the field {missing[0]!r} of an evaluation report: write it again with `tinycats evaluate`")
+    return report
+
+
 def read_baseline(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"baseline report {path} does not exist (a JSON file written by `tinycats evaluate`)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"baseline report {path} is not JSON ({exc})") from exc
+    return check_report(data, f"baseline report {path}")
 
 
 def find_metrics_jsonl(checkpoint: str, log_dir: str | None) -> Path | None:

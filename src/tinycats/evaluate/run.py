@@ -30,6 +30,7 @@ from tinycats.errors import UsageError
 from tinycats.evaluate import classifier as classifier_lib
 from tinycats.evaluate import memorization, metrics, report
 from tinycats.evaluate.samples import ImageSet, overview_grid, read_folder, read_generated, write_generated
+from tinycats.evaluate.seams import seam_score
 from tinycats.generator import load_generator
 from tinycats.runtime import pick_device
 
@@ -78,6 +79,7 @@ class EvalSettings:
 METRIC_KEYS = (
     "fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall",
     "fd_classifier", "fd_classifier_train_vs_test", "breed_accuracy", "real_breed_accuracy", "memorised_fraction",
+    "seam_ratio", "real_seam_ratio",
 )  # fmt: skip
 _INCEPTION_KEYS = {"fid": ("fid",), "kid": ("kid_mean", "kid_std"), "is": ("is_mean", "is_std"), "prc": ("precision", "recall")}
 
@@ -120,7 +122,6 @@ def evaluate(s: EvalSettings) -> dict[str, Any]:
     device = pick_device(s.device)
     report_path = Path(s.report_path)
     stem = report_path.with_suffix("")
-    stem.parent.mkdir(parents=True, exist_ok=True)
     fake_dir = Path(s.fake_dir) if s.fake_dir else stem.parent / f"{stem.name}_samples"
     baseline = report.read_baseline(s.baseline) if s.baseline else None
     model = load_generator(s.checkpoint, device=str(device))
@@ -154,7 +155,9 @@ def evaluate(s: EvalSettings) -> dict[str, Any]:
         if fake.ignored:
             found.notes["fake_dir"] = f"ignored folders that are not classes of the model: {', '.join(fake.ignored)}"
         timings["read_generated_images"] = time.perf_counter() - clock
+    stem.parent.mkdir(parents=True, exist_ok=True)  # only now: a refused evaluation leaves no empty folder
 
+    _seams(fake, real, model.config.patch_size, found)
     clock = time.perf_counter()
     inception = _inception(s, wanted, weights, fake, real, device, found) if weights else None
     timings["inception_metrics"] = time.perf_counter() - clock
@@ -174,7 +177,7 @@ def evaluate(s: EvalSettings) -> dict[str, Any]:
 
     found.drop_non_finite()
     result: dict[str, Any] = {
-        "format": "tinycats-evaluation-v1",
+        "format": report.FORMAT,
         "checkpoint": report.checkpoint_identity(s.checkpoint, model),
         "model_config": dataclasses.asdict(model.config),
         "sampler": {**dataclasses.asdict(settings), "seed": s.seed} if settings else None,
@@ -206,6 +209,20 @@ def evaluate(s: EvalSettings) -> dict[str, Any]:
     return result
 
 
+def _seams(fake: ImageSet, real: ImageSet, patch_size: int, found: Findings) -> None:
+    """The seam metric of both sets at the model's patch grid (see seams.py): a generated figure
+    well above the real one is a visible grid."""
+    for key, images in (("seam_ratio", fake.images), ("real_seam_ratio", real.images)):
+        try:
+            score = seam_score(images, patch_size)
+        except ValueError as exc:  # patch 1, or images no larger than a patch
+            found.skip((key,), str(exc))
+            continue
+        found.values[key] = score.ratio
+        if score.flat:
+            found.notes[key] = f"{score.flat} image(s) with no detail inside patches left out"
+
+
 def _real_split(path: Path) -> Path:
     """data/cats -> data/cats/test; data/cats/test stays."""
     return path / "test" if (path / "test").is_dir() else path
@@ -226,7 +243,6 @@ def _inception_weights(s: EvalSettings, found: Findings) -> tuple[list[str], Pat
         for m in wanted:
             found.skip(_INCEPTION_KEYS[m], str(exc))
         return [], None
-    torch.load(weights, map_location="cpu", weights_only=True)  # refuse a file that is not a plain state dict
     return wanted, weights
 
 

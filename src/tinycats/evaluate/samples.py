@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tinycats.data.folder import IMAGE_EXTENSIONS, DataError, ImageList, build_cache
+from tinycats.data.decode import IMAGE_EXTENSIONS
+from tinycats.data.folder import DataError, ImageList, build_cache
 from tinycats.pictures import labelled_grid, to_uint8
 
 

@@ -9,6 +9,7 @@ from tinycats.errors import UsageError
 
 BACKBONES = ("small-cnn", "resnet18")
 DEFAULT_IMAGE_SIZE = {"small-cnn": 32, "resnet18": 128}
+MIN_IMAGE_SIZE = 16  # the smallest generator resolution (tinydit-test)
 
 
 @dataclass
@@ -29,4 +30,8 @@ class ClassifierSettings:
             raise UsageError("--pretrained-weights holds ResNet-18 weights: use it with --backbone resnet18")
         if self.epochs < 1 or self.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be at least 1")
+        if not self.lr > 0:
+            raise UsageError(f"--lr {self.lr} must be a positive number, e.g. {ClassifierSettings.lr}")
+        if self.image_size is not None and self.image_size < MIN_IMAGE_SIZE:
+            raise UsageError(f"--image-size {self.image_size} is too small: use the generator's (at least {MIN_IMAGE_SIZE})")
         self.image_size = self.image_size or DEFAULT_IMAGE_SIZE[self.backbone]

@@ -226,6 +226,8 @@ def run_benchmark(
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Measure every backend at every batch size; returns the report (see the module docstring)."""
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads {threads}: need at least 1 (leave it out for PyTorch's default)")
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()

@@ -149,8 +149,6 @@ def image_shape(model: TinyDiT) -> tuple[int, int, int]:
 
 
 def export_graph(model: TinyDiT, path: Path, opset: int) -> None:
-    if opset < 18:
-        raise ExportError(f"--opset {opset} is too old: the exporter writes opset 18 or newer")
     step = GuidedStep(model).eval()
     batch = torch.export.Dim("batch")
     with torch.inference_mode(), warnings.catch_warnings():
@@ -201,9 +199,14 @@ def export_onnx(
     checkpoint: str | Path, output: str | Path, quantize: bool = False, opset: int = DEFAULT_OPSET, verify: bool = False
 ) -> Exported:
     """Write OUTPUT (fp32) + OUTPUT.json and, with `quantize`, OUTPUT_int8.onnx + its json;
-    with `verify`, compare them with PyTorch (`verify_export`)."""
-    model = load_generator(checkpoint, device="cpu")  # raises on a missing or foreign checkpoint
+    with `verify`, compare them with PyTorch (`verify_export`). Everything is checked before the
+    output folder is made."""
     output = Path(output)
+    if opset < 18:
+        raise ExportError(f"--opset {opset} is too old: the exporter writes opset 18 or newer")
+    if output.suffix != ".onnx":
+        raise ExportError(f"--output {output} must end in .onnx: its metadata goes beside it as {sidecar_path(output).name}")
+    model = load_generator(checkpoint, device="cpu")  # raises on a missing or foreign checkpoint
     output.parent.mkdir(parents=True, exist_ok=True)
     export_graph(model, output, opset)
     meta = metadata(model, checkpoint, opset, "none")

@@ -74,12 +74,13 @@ def read_metadata(path: str | Path, session: ort.InferenceSession | None = None)
     """The JSON in the model's metadata_props; the sidecar <name>.json if it is missing."""
     path = Path(path)
     props = (session or ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])).get_modelmeta().custom_metadata_map
-    if METADATA_KEY in props:
-        return json.loads(props[METADATA_KEY])
     sidecar = path.with_suffix(".json")
-    if sidecar.is_file():
-        return json.loads(sidecar.read_text())
-    raise OnnxModelError(f"{path} carries no tinycats metadata (nor a {sidecar.name}): export it with `tinycats export-onnx`")
+    if METADATA_KEY not in props and not sidecar.is_file():
+        raise OnnxModelError(f"{path} carries no tinycats metadata (nor a {sidecar.name}): export it with `tinycats export-onnx`")
+    try:
+        return json.loads(props[METADATA_KEY] if METADATA_KEY in props else sidecar.read_text())
+    except json.JSONDecodeError as exc:
+        raise OnnxModelError(f"the tinycats metadata of {path} is not JSON ({exc}): export it again") from exc
 
 
 def load(path: str | Path, threads: int | None = None) -> OnnxGenerator:
@@ -94,10 +95,14 @@ def load(path: str | Path, threads: int | None = None) -> OnnxGenerator:
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
-        raise OnnxModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
+        raise OnnxModelError(
+            f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}); export one with `tinycats export-onnx`"
+        ) from exc
     meta = read_metadata(path, session)
     if meta.get("format") != METADATA_FORMAT:
-        raise OnnxModelError(f"{path} has metadata format {meta.get('format')!r}; this tinycats reads {METADATA_FORMAT}")
+        raise OnnxModelError(
+            f"{path} has metadata format {meta.get('format')!r}; this tinycats reads {METADATA_FORMAT}: export it again"
+        )
     return OnnxGenerator(session, meta)
 
 

@@ -15,11 +15,21 @@ from typing import Any
 
 from tinycats.checkpoint import sha256, weights_sha256
 from tinycats.errors import HubError
+from tinycats.evaluate.report import check_report
 from tinycats.export.contract import METADATA_FORMAT, METADATA_KEY
 from tinycats.hub import layout
-from tinycats.hub.load import model_config, read_config
+from tinycats.hub.load import model_config, read_config, read_json
 
-EVALUATION_FORMAT = "tinycats-evaluation-v1"
+
+def read_sidecar(path: Path, shown: str) -> dict[str, Any]:
+    """onnx/generator.json, checked to be one written by `tinycats export-onnx` (what the browser
+    page reads first)."""
+    side = read_json(path, shown)
+    if side.get("format") != METADATA_FORMAT:
+        raise HubError(
+            f"{shown}: format {side.get('format')!r}, expected {METADATA_FORMAT!r}: export the model with `tinycats export-onnx`"
+        )
+    return side
 
 
 def check(folder: str | Path, origins: dict[str, Path] | None = None, card: bool = True) -> dict[str, int]:
@@ -42,11 +52,9 @@ def check(folder: str | Path, origins: dict[str, Path] | None = None, card: bool
     if any(rel in files for rel in (*layout.ONNX.values(), layout.SIDECAR)):
         _check_onnx(folder, digest, classes, name)
     if layout.EVALUATION in files:
-        _check_evaluation(
-            _read_json(folder / layout.EVALUATION, name(layout.EVALUATION)), digest, classes, name(layout.EVALUATION)
-        )
+        check_evaluation(read_json(folder / layout.EVALUATION, name(layout.EVALUATION)), digest, classes, name(layout.EVALUATION))
     if layout.BENCHMARK in files:
-        _check_benchmark(_read_json(folder / layout.BENCHMARK, name(layout.BENCHMARK)), digest, name(layout.BENCHMARK))
+        check_benchmark(read_json(folder / layout.BENCHMARK, name(layout.BENCHMARK)), digest, name(layout.BENCHMARK))
     allowed = {layout.OVERVIEW, *(layout.breed_grid(c) for c in classes)}
     strays = [rel for rel in files if rel.startswith(layout.SAMPLES_DIR + "/") and rel not in allowed]
     if strays:
@@ -66,17 +74,7 @@ def _weights_digest(folder: Path, config: dict[str, Any]) -> str:
     return digest
 
 
-def _read_json(path: Path, shown: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HubError(f"{shown} is not JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise HubError(f"{shown} is not a JSON object")
-    return data
-
-
-def _same_weights(found: Any, digest: str, shown: str, what: str) -> None:
+def same_weights(found: Any, digest: str, shown: str, what: str) -> None:
     if found is None:
         raise HubError(f"{shown} names no weights_sha256 (made by an older tinycats): {what} again")
     if found != digest:
@@ -88,12 +86,10 @@ def _check_onnx(folder: Path, digest: str, classes: list[str], name) -> None:
 
     if not (folder / layout.SIDECAR).is_file() or not (folder / layout.ONNX["fp32"]).is_file():
         raise HubError(f"{folder}: the ONNX files need {layout.ONNX['fp32']} and its sidecar {layout.SIDECAR}")
-    side = _read_json(folder / layout.SIDECAR, name(layout.SIDECAR))
-    if side.get("format") != METADATA_FORMAT:
-        raise HubError(f"{name(layout.SIDECAR)}: format {side.get('format')!r}, expected {METADATA_FORMAT!r}")
+    side = read_sidecar(folder / layout.SIDECAR, name(layout.SIDECAR))
     if side.get("class_names") != classes:
         raise HubError(f"{name(layout.SIDECAR)}: class_names {side.get('class_names')} differ from {layout.CONFIG}'s {classes}")
-    _same_weights(side.get("weights_sha256"), digest, name(layout.SIDECAR), "export it")
+    same_weights(side.get("weights_sha256"), digest, name(layout.SIDECAR), "export it")
     entries = side.get("files") or {}
     for kind, rel in layout.ONNX.items():
         path = folder / rel
@@ -106,7 +102,7 @@ def _check_onnx(folder: Path, digest: str, classes: list[str], name) -> None:
             raise HubError(f"{name(layout.SIDECAR)}: the sha256 or size of files.{kind} does not match {rel}")
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         meta = json.loads(props.get(METADATA_KEY, "{}"))
-        _same_weights(meta.get("weights_sha256"), digest, name(rel), "export it")
+        same_weights(meta.get("weights_sha256"), digest, name(rel), "export it")
         if meta.get("class_names") != classes:
             raise HubError(f"{name(rel)}: class_names {meta.get('class_names')} differ from {layout.CONFIG}'s {classes}")
     missing = [kind for kind in entries if not (folder / layout.ONNX.get(kind, "?")).is_file()]
@@ -114,19 +110,17 @@ def _check_onnx(folder: Path, digest: str, classes: list[str], name) -> None:
         raise HubError(f"{name(layout.SIDECAR)} lists a {missing[0]} file that the folder does not hold")
 
 
-def _check_evaluation(report: dict[str, Any], digest: str, classes: list[str], shown: str) -> None:
-    if report.get("format") != EVALUATION_FORMAT or not isinstance(report.get("metrics"), dict):
-        raise HubError(f"{shown} is not a tinycats evaluation report (format {report.get('format')!r})")
-    _same_weights((report.get("checkpoint") or {}).get("weights_sha256"), digest, shown, "run `tinycats evaluate`")
-    data = report.get("data")
-    if not isinstance(data, dict) or not {"n_real", "n_generated"} <= set(data):
+def check_evaluation(report: dict[str, Any], digest: str, classes: list[str], shown: str) -> None:
+    check_report(report, shown, HubError)
+    same_weights(report["checkpoint"].get("weights_sha256"), digest, shown, "run `tinycats evaluate`")
+    if not {"n_real", "n_generated"} <= set(report["data"]):
         raise HubError(f"{shown} has no data section with n_real / n_generated")
-    found = (report.get("model_config") or {}).get("class_names")
+    found = report["model_config"].get("class_names")
     if found != classes:
         raise HubError(f"{shown}: class_names {found} differ from the generator's {classes}")
 
 
-def _check_benchmark(report: dict[str, Any], digest: str, shown: str) -> None:
+def check_benchmark(report: dict[str, Any], digest: str, shown: str) -> None:
     if not isinstance(report.get("results"), list) or not isinstance(report.get("model"), dict):
         raise HubError(f"{shown} is not a tinycats benchmark report (no model / results)")
-    _same_weights(report["model"].get("weights_sha256"), digest, shown, "run `tinycats benchmark`")
+    same_weights(report["model"].get("weights_sha256"), digest, shown, "run `tinycats benchmark`")

@@ -39,19 +39,26 @@ def local_folder(ref: str) -> Path:
         ) from exc
 
 
+def read_json(path: Path, shown: str) -> dict[str, Any]:
+    """A JSON object file; `shown` names it in the one-line error."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HubError(f"{shown} is not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise HubError(f"{shown} is not a JSON object")
+    return data
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     """config.json of a tinycats repo folder, checked to be one."""
     path = folder / layout.CONFIG
     if not path.is_file():
         raise HubError(f"{folder} has no {layout.CONFIG}: it is not a tinycats model folder (see docs/hub.md)")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HubError(f"{path} is not JSON ({exc})") from exc
-    if not isinstance(config, dict) or config.get("format") != layout.HUB_FORMAT:
-        found = config.get("format") if isinstance(config, dict) else None
+    config = read_json(path, str(path))
+    if config.get("format") != layout.HUB_FORMAT:
         raise HubError(
-            f"{path} is not a tinycats config (format {found!r}, expected {layout.HUB_FORMAT!r}): "
+            f"{path} is not a tinycats config (format {config.get('format')!r}, expected {layout.HUB_FORMAT!r}): "
             "stage a model folder with `tinycats upload --generator CKPT --dry-run DIR`"
         )
     return config

@@ -20,7 +20,8 @@ from tinycats.config import RunConfig
 from tinycats.errors import HubError
 from tinycats.hub import layout
 from tinycats.hub.card import build_card
-from tinycats.hub.check import check
+from tinycats.hub.check import check, check_benchmark, check_evaluation, same_weights
+from tinycats.hub.load import read_json
 
 
 @dataclass
@@ -47,15 +48,17 @@ def stage(inputs: StageInputs, out: str | Path) -> dict[str, int]:
     run = checkpoint.run_config(state)
     model = TinyDiT(run.model)
     model.load_state_dict(checkpoint.ema_weights(state), strict=True)
+    digest = checkpoint.weights_sha256(model.state_dict())
+    onnx_meta = _check_inputs(inputs, digest, list(run.model.class_names))
     build = out.with_name(f".{out.name}.staging-{os.getpid()}")
     shutil.rmtree(build, ignore_errors=True)
     origins: dict[str, Path] = {}
     try:
         build.mkdir(parents=True)
         (build / layout.CARD).touch()  # save_pretrained keeps an existing card; ours is written last
-        model.save_pretrained(build, config=hub_config(run, state, checkpoint.weights_sha256(model.state_dict())))
-        if inputs.onnx_generator:
-            _stage_onnx(inputs.onnx_generator, build, origins)
+        model.save_pretrained(build, config=hub_config(run, state, digest))
+        if onnx_meta:
+            _stage_onnx(inputs.onnx_generator, onnx_meta, build, origins)
         for source, rel in ((inputs.evaluation_report, layout.EVALUATION), (inputs.benchmark_report, layout.BENCHMARK)):
             if source:
                 _copy(source, build / rel)
@@ -104,11 +107,31 @@ def _copy(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def _stage_onnx(fp32: Path, build: Path, origins: dict[str, Path]) -> None:
+def _check_inputs(inputs: StageInputs, digest: str, classes: list[str]) -> dict | None:
+    """The given ONNX file and reports, checked against the weights before anything is written (in
+    `check`'s order; it proves the staged folder again); the ONNX file's metadata, if one is given."""
+    from tinycats.export import onnx_sampler
+
+    meta = None
+    if inputs.onnx_generator:
+        try:
+            meta = onnx_sampler.load(inputs.onnx_generator).metadata
+        except onnx_sampler.OnnxModelError as exc:
+            raise HubError(f"--onnx-generator: {exc}") from exc
+        same_weights(meta.get("weights_sha256"), digest, str(inputs.onnx_generator), "export it")
+    if inputs.evaluation_report:
+        shown = str(inputs.evaluation_report)
+        check_evaluation(read_json(inputs.evaluation_report, shown), digest, classes, shown)
+    if inputs.benchmark_report:
+        shown = str(inputs.benchmark_report)
+        check_benchmark(read_json(inputs.benchmark_report, shown), digest, shown)
+    return meta
+
+
+def _stage_onnx(fp32: Path, meta: dict, build: Path, origins: dict[str, Path]) -> None:
     """The fp32 graph, its _int8 sibling when there is one, and a sidecar naming them as the layout does."""
     from tinycats.export.contract import int8_path
     from tinycats.export.onnx import write_sidecar
-    from tinycats.export.onnx_sampler import OnnxModelError, read_metadata
 
     sources = {"fp32": Path(fp32), "int8": int8_path(fp32)}
     staged = {}
@@ -117,12 +140,6 @@ def _stage_onnx(fp32: Path, build: Path, origins: dict[str, Path]) -> None:
             staged[kind] = build / layout.ONNX[kind]
             _copy(source, staged[kind])
             origins[layout.ONNX[kind]] = source
-    try:
-        meta = read_metadata(staged["fp32"])
-    except (OnnxModelError, json.JSONDecodeError) as exc:
-        raise HubError(f"--onnx-generator {fp32}: {exc}") from exc
-    except Exception as exc:  # onnxruntime's own exception types for a file that is not ONNX
-        raise HubError(f"--onnx-generator {fp32} is not a readable ONNX model ({type(exc).__name__})") from exc
     write_sidecar(staged["fp32"], meta, staged)
     origins[layout.SIDECAR] = Path(fp32)  # the sidecar is made from the graph's own metadata
 

@@ -46,4 +46,5 @@ def build(model: torch.nn.Module, cfg: TrainConfig, resume: dict | None = None):
             group["initial_lr"] = cfg.lr
         step = int(resume["step"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg), last_epoch=step - 1)
+    sched._step_count = step + 1  # the call count an uninterrupted run has here: resumed checkpoints match it bit for bit
     return opt, sched
