@@ -1,7 +1,8 @@
 """Recipe study on toy cats at a fixed CPU budget: prediction target x vs v, logit-normal vs
-uniform training times, Euler vs Heun at several step counts, and the guidance scale, judged by
-breed accuracy (a small CNN trained on the real toy cats) and FD-classifier (Fréchet distance of
-that CNN's features, generated vs real test images).
+uniform training times, Euler vs Heun at several step counts, the guidance scale, and the patch
+embedding / decoder variants (the seam study), judged by breed accuracy (a small CNN trained on the
+real toy cats), FD-classifier (Fréchet distance of that CNN's features, generated vs real test
+images) and the seam ratio (evaluate/seams.py; the real test images' figure is printed first).
 
     python benchmarks/recipe_study.py --out study/ [--steps N] [--seeds 0 1] [--variants x-logit v-uniform ...]
 
@@ -28,6 +29,7 @@ from tinycats.data.folder import build_cache, scan
 from tinycats.data.synth import write_dataset
 from tinycats.evaluate import classifier as clf_lib
 from tinycats.evaluate.metrics import feature_frechet_distance
+from tinycats.evaluate.seams import seam_score
 from tinycats.training.loop import train
 
 VARIANTS = {
@@ -37,6 +39,11 @@ VARIANTS = {
     "v-uniform": {"prediction": "v", "time_sampling": "uniform"},
     # The same CPU time on a 5.8x larger network, from the Xeon's 154 vs 578 img/s: 4,000 x 154 / 578 ~ 1,070 steps.
     "x-logit-s": {"prediction": "x", "time_sampling": "logit-normal", "preset": "tinydit-s", "steps": 1070},
+    # The seam study (core/patches.py): patch embedding and decoder variants, all else as x-logit.
+    "x-logit-conv": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv"},
+    "x-logit-pixel": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel"},
+    "x-logit-convembed": {"prediction": "x", "time_sampling": "logit-normal", "embed": "conv"},
+    "x-logit-convembed-pixel": {"prediction": "x", "time_sampling": "logit-normal", "embed": "conv", "decoder": "pixel"},
 }
 DEFAULT_SAMPLER = ("euler", 25, 2.0)
 SAMPLERS = [("euler", n, 2.0) for n in (10, 25, 50)] + [("heun", n, 2.0) for n in (5, 13, 25)]
@@ -49,7 +56,15 @@ def judge(model, clf: clf_lib.Classifier, real_features: torch.Tensor, setting: 
     images = sample(model, labels, SampleConfig(sampler, steps, cfg_scale), seed=seed, batch_size=128)
     acc, _ = clf_lib.accuracy(clf, images, torch.tensor(labels))
     fd = feature_frechet_distance(clf.features(images), real_features)
-    return {"sampler": sampler, "steps": steps, "cfg_scale": cfg_scale, "breed_accuracy": acc, "fd_classifier": fd}
+    seams = seam_score(images, model.config.patch_size).ratio
+    return {
+        "sampler": sampler,
+        "steps": steps,
+        "cfg_scale": cfg_scale,
+        "breed_accuracy": acc,
+        "fd_classifier": fd,
+        "seam_ratio": seams,
+    }
 
 
 def main() -> None:
@@ -58,7 +73,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="training steps per variant (default: the cpu-demo preset's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="variants to train")
-    parser.add_argument("--grid-variant", default="x-logit", choices=list(VARIANTS), help="variant for the sampler grids")
+    parser.add_argument(
+        "--grid-variant", default="x-logit", choices=[*VARIANTS, "none"], help="variant for the sampler grids (none: skip them)"
+    )
     parser.add_argument("--per-class", type=int, default=20, help="generated images per class per judgement (default: 20)")
     args = parser.parse_args()
 
@@ -73,6 +90,8 @@ def main() -> None:
     clf = clf_lib.load(clf_path)
     test = build_cache(scan(data, "test"), base.model.image_size, progress=False)
     real_features = clf.features(augment.to_float(test.images))
+    real_seams = seam_score(test.images, base.model.patch_size).ratio
+    print(f"seam ratio of the real test images at patch {base.model.patch_size}: {real_seams:.3f}")
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else []
 
@@ -96,7 +115,7 @@ def main() -> None:
                 cfg = load_config(
                     "cpu-demo",
                     {
-                        "model": {"prediction": v["prediction"], "preset": v.get("preset")},
+                        "model": {"prediction": v["prediction"], **{k: v.get(k) for k in ("preset", "embed", "decoder")}},
                         "train": {"steps": v.get("steps", base.train.steps), "time_sampling": v["time_sampling"], "seed": seed,
                                   "checkpoint_interval": 0, "sample_interval": 0},
                     },
@@ -105,7 +124,7 @@ def main() -> None:
                 (run_dir / "result.json").write_text(json.dumps({"seconds": result.seconds, "loss": result.loss}))
             for setting in (DEFAULT_SAMPLER, ("euler", 25, 1.0)):
                 record("objective", variant, seed, setting, run_dir)
-    for seed in args.seeds:
+    for seed in args.seeds if args.grid_variant != "none" else []:
         for setting in SAMPLERS + GUIDANCE:
             record("grid", args.grid_variant, seed, setting, args.out / f"{args.grid_variant}-seed{seed}")
     print_tables(results)
@@ -121,11 +140,12 @@ def print_tables(results: list[dict]) -> None:
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["kind"], r["variant"], r["sampler"], r["steps"], r["cfg_scale"]), []).append(r)
-    print("\n| kind | variant | sampler | steps | guidance | seeds | breed accuracy | FD-classifier |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| kind | variant | sampler | steps | guidance | seeds | breed accuracy | FD-classifier | seam ratio | train s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (kind, variant, sampler, steps, cfg), rows in sorted(groups.items()):
-        print(f"| {kind} | {variant} | {sampler} | {steps} | {cfg} | {len(rows)} | "
-              f"{summary(rows, 'breed_accuracy')} | {summary(rows, 'fd_classifier')} |")  # fmt: skip
+        seams = summary(rows, "seam_ratio") if all("seam_ratio" in r for r in rows) else "—"
+        print(f"| {kind} | {variant} | {sampler} | {steps} | {cfg} | {len(rows)} | {summary(rows, 'breed_accuracy')} | "
+              f"{summary(rows, 'fd_classifier')} | {seams} | {summary(rows, 'train_seconds')} |")  # fmt: skip
 
 
 if __name__ == "__main__":

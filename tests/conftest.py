@@ -41,10 +41,10 @@ def tiny_config(**train: object) -> RunConfig:
 RECOMMENDED = {"sampler": "heun", "steps": 3, "cfg_scale": 2.5, "guidance_interval": [0.1, 0.9]}
 
 
-def make_checkpoint(path: Path, prediction: str = "x") -> Path:
+def make_checkpoint(path: Path, prediction: str = "x", **model: str) -> Path:
     """A tiny EMA checkpoint whose weights are random everywhere (a fresh TinyDiT's adaLN-Zero
     layers are zero, which would make every output the same), so outputs depend on x, t and label."""
-    cfg = load_config(None, {"model": {"preset": "tinydit-test", "prediction": prediction}, "sample": RECOMMENDED})
+    cfg = load_config(None, {"model": {"preset": "tinydit-test", "prediction": prediction, **model}, "sample": RECOMMENDED})
     torch.manual_seed(0)
     model = TinyDiT(cfg.model)
     for p in model.parameters():

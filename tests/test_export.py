@@ -99,9 +99,12 @@ def reference_velocity(model: TinyDiT, x, t, labels, scale):
     return v_null + scale.reshape(-1, 1, 1, 1) * (v_cond - v_null)
 
 
-@pytest.mark.parametrize("prediction", ["x", "v"])
-def test_graph_output_is_the_guided_velocity_at_any_batch_size(tmp_path, prediction):
-    ckpt = make_checkpoint(tmp_path / "ema.pt", prediction)
+@pytest.mark.parametrize(
+    "prediction, patches",
+    [("x", {}), ("v", {}), ("x", {"embed": "conv", "decoder": "pixel"}), ("x", {"decoder": "conv"})],
+)
+def test_graph_output_is_the_guided_velocity_at_any_batch_size(tmp_path, prediction, patches):
+    ckpt = make_checkpoint(tmp_path / "ema.pt", prediction, **patches)
     out = export_onnx(ckpt, tmp_path / "g.onnx").onnx
     model = tinycats.load_generator(ckpt, device="cpu")
     sess = session(out)

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from tinycats.config import MODEL_PRESETS, ModelConfig
-from tinycats.core.model import Attention, TinyDiT, count_parameters, patchify, sincos_pos_embed, unpatchify
+from tinycats.core.model import Attention, TinyDiT, count_parameters, sincos_pos_embed
+from tinycats.core.patches import patchify, unpatchify
 
 
 def test_patchify_maps_each_patch_to_its_own_pixel_block():

@@ -26,6 +26,8 @@ TIME_SAMPLINGS = ("logit-normal", "uniform")
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
 SAMPLERS = ("euler", "heun")  # core/solvers.py implements one solver per name
+EMBEDS = ("linear", "conv")  # core/patches.py: how pixels become tokens
+DECODERS = ("linear", "conv", "pixel")  # ... and tokens pixels
 
 # Architecture presets. tinydit-128 is the record's network (DiT-S/16 at 128 px, 64 tokens).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -54,11 +56,18 @@ class ModelConfig:
     class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
     prediction: str = "x"  # "x": the network predicts the clean image (JiT); "v": the velocity
     t_eps: float = 0.05  # floor of (1 - t) when turning an x-prediction into a velocity
+    embed: str = "linear"  # patch embedding (core/patches.py); a checkpoint without the field means "linear"
+    decoder: str = "linear"  # patch decoder; likewise
 
     def __post_init__(self) -> None:
         small = [name for name in ("image_size", "patch_size", "hidden_size", "depth", "num_heads") if getattr(self, name) < 1]
         if small or not self.class_names:
             raise ConfigError(f"invalid model setting {small[0] if small else 'class_names'}: it must be >= 1")
+        for name, allowed in (("embed", EMBEDS), ("decoder", DECODERS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"model setting {name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        if self.embed == "conv" and self.patch_size % 2:
+            raise ConfigError(f"embed 'conv' needs an even patch size, not {self.patch_size}")
         if self.prediction not in PREDICTIONS:
             raise ConfigError(f"prediction must be 'x' or 'v', not {self.prediction!r}")
         if self.image_size % self.patch_size:

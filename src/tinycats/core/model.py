@@ -23,23 +23,7 @@ from torch import nn
 
 from tinycats.breeds import null_index
 from tinycats.config import ModelConfig
-
-
-def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
-    """[N, C, H, W] -> [N, T, p*p*C], tokens in row-major order, each token (row, col, channel)."""
-    n, c, h, w = images.shape
-    x = images.reshape(n, c, h // patch, patch, w // patch, patch)
-    x = torch.einsum("nchpwq->nhwpqc", x)
-    return x.reshape(n, (h // patch) * (w // patch), patch * patch * c)
-
-
-def unpatchify(tokens: torch.Tensor, patch: int, channels: int, height: int, width: int) -> torch.Tensor:
-    """Exact inverse of `patchify`: token k fills pixel block (k // (W/p), k % (W/p))."""
-    n = tokens.shape[0]
-    h, w = height // patch, width // patch
-    x = tokens.reshape(n, h, w, patch, patch, channels)
-    x = torch.einsum("nhwpqc->nchpwq", x)
-    return x.reshape(n, channels, height, width)
+from tinycats.core import patches
 
 
 def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
@@ -134,13 +118,14 @@ class TinyDiT(
         self.config = config
         c, p, d = config.in_channels, config.patch_size, config.hidden_size
         self.grid = config.image_size // p
-        self.x_embed = nn.Linear(p * p * c, d)
+        self.x_embed = patches.embedding(config.embed, c, p, d)
         self.t_embed = TimestepEmbedder(d)
         # One row per class plus the null label used by classifier-free guidance.
         self.y_embed = nn.Embedding(null_index(config.class_names) + 1, d)
         self.register_buffer("pos_embed", sincos_pos_embed(d, self.grid)[None], persistent=False)
         self.blocks = nn.ModuleList(DiTBlock(d, config.num_heads, config.mlp_ratio) for _ in range(config.depth))
-        self.final = FinalLayer(d, p * p * c)
+        self.final = FinalLayer(d, p * p * patches.values_per_pixel(config.decoder, c))
+        self.refine = patches.refinement(config.decoder, c)
         self._init_weights()
 
     @property
@@ -161,17 +146,17 @@ class TinyDiT(
             nn.init.zeros_(block.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final.adaLN_modulation[-1].weight)
         nn.init.zeros_(self.final.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final.linear.weight)
-        nn.init.zeros_(self.final.linear.bias)
+        if self.refine is None or isinstance(self.refine, nn.Conv2d):  # "pixel" zeroes its last convolution instead
+            nn.init.zeros_(self.final.linear.weight)
+            nn.init.zeros_(self.final.linear.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        h = self.x_embed(patchify(x, cfg.patch_size)) + self.pos_embed
+        h = patches.embed(self.x_embed, x, cfg.patch_size) + self.pos_embed
         c = self.t_embed(t) + self.y_embed(labels)
         for block in self.blocks:
             h = block(h, c)
-        out = self.final(h, c)
-        return unpatchify(out, cfg.patch_size, cfg.in_channels, cfg.image_size, cfg.image_size)
+        return patches.decode(self.final(h, c), self.refine, cfg.patch_size, cfg.image_size)
 
 
 def count_parameters(model: nn.Module) -> int:
