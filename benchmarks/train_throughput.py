@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from tinycats.config import load_config
+from tinycats.config import DECODERS, EMBEDS, load_config
 from tinycats.core import flow
 from tinycats.core.ema import EMA
 from tinycats.core.model import TinyDiT, count_parameters
@@ -36,9 +36,12 @@ def measure(
     precision: str,
     compile_: bool,
     mode: str | None = None,
+    changes: dict | None = None,
 ) -> dict:
+    """`changes`: model settings over the preset (image_size, patch_size, embed, decoder)."""
     device = pick_device(device_name)
-    cfg = load_config(None, {"model": {"preset": preset}, "train": {"batch_size": batch_size, "precision": precision}})
+    model_settings = {"preset": preset, **(changes or {})}
+    cfg = load_config(None, {"model": model_settings, "train": {"batch_size": batch_size, "precision": precision}})
     model = TinyDiT(cfg.model).to(device)
     ema = EMA(model, 0.9999)
     opt, sched = build(model, cfg.train)
@@ -74,6 +77,9 @@ def measure(
         "model": preset,
         "parameters": count_parameters(model),
         "image_size": size,
+        "patch_size": cfg.model.patch_size,
+        "embed": cfg.model.embed,
+        "decoder": cfg.model.decoder,
         "batch_size": batch_size,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
@@ -106,15 +112,20 @@ def main() -> None:
         choices=("default", "reduce-overhead", "max-autotune"),
         help="torch.compile mode (reduce-overhead: CUDA graphs)",
     )
+    parser.add_argument("--image-size", type=int, help="resolution over the preset's")
+    parser.add_argument("--patch-size", type=int, help="patch size over the preset's")
+    parser.add_argument("--embed", choices=EMBEDS, help="patch embedding over the preset's")
+    parser.add_argument("--decoder", choices=DECODERS, help="patch decoder over the preset's")
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args()
-    r = measure(
-        args.model, args.batch_size, args.device, args.steps, args.warmup, args.precision, args.compile, args.compile_mode
-    )
+    changes = {k: getattr(args, k) for k in ("image_size", "patch_size", "embed", "decoder") if getattr(args, k) is not None}
+    timing = (args.steps, args.warmup, args.precision, args.compile, args.compile_mode)
+    r = measure(args.model, args.batch_size, args.device, *timing, changes)
     print("| model | batch | device | precision | s/step | img/s | GFLOP/s | peak GFLOP/s | MFU |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {r['model']} ({r['parameters'] / 1e6:.1f}M, {r['image_size']}px) | {r['batch_size']} | {r['device']} "
+        f"| {r['model']} ({r['parameters'] / 1e6:.2f}M, {r['image_size']}px/{r['patch_size']}, {r['embed']}/{r['decoder']}) "
+        f"| {r['batch_size']} | {r['device']} "
         f"({r['threads']} threads) | {r['precision']} | {r['s_per_step']:.3f} | {r['img_per_s']:.1f} | "
         f"{r['flops_per_s'] / 1e9:.1f} | {r['peak_flops_per_s'] / 1e9:.1f} | {r['mfu']:.1%} |"
     )

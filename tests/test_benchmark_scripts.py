@@ -53,6 +53,13 @@ def test_train_throughput_reports_counted_flops_and_mfu(tmp_path):
     check_training(r, batch=2)
 
 
+def test_train_throughput_measures_the_model_settings_it_is_given(tmp_path):
+    args = [*TINY, "--batch-size", "2", "--steps", "1", "--warmup", "1", "--image-size", "32", "--patch-size", "8"]
+    r = run_script("train_throughput.py", [*args, "--embed", "conv", "--decoder", "pixel"], tmp_path / "t.json")
+    assert (r["image_size"], r["patch_size"], r["embed"], r["decoder"]) == (32, 8, "conv", "pixel")
+    assert r["img_per_s"] > 0 and r["flops_per_step"] > 0
+
+
 def test_data_throughput_ratio_is_data_over_training(tmp_path):
     args = [*TINY, "--batch-size", "8", "--train-batch-size", "2", "--num-images", "16", "--runs", "2", "--train-steps", "1"]
     r = run_script("data_throughput.py", args, tmp_path / "d.json")
