@@ -13,26 +13,22 @@ place, so OUT either is complete or does not exist; a second run finds the manif
 
 Hostile input cannot write outside OUT: files are only ever written to paths made from image names
 that must be plain names (letters, digits, _ and -), archive members are streamed, never extracted
-by their own paths (see _read_tar), and a --out, --source or --cache that cannot be used is one
+by their own paths (see data/archive.py), and a --out, --source or --cache that cannot be used is one
 DataError line before anything is downloaded or written.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
 import shutil
-import tarfile
 import urllib.error
 import urllib.request
-import zlib
 from collections import defaultdict
-from collections.abc import Callable, Container
 from dataclasses import dataclass
 from http.client import HTTPException
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO
 
 import numpy as np
@@ -41,6 +37,7 @@ from torchvision.datasets.utils import calculate_md5, check_integrity
 from tqdm.auto import tqdm
 
 from tinycats.breeds import CAT_BREEDS, CLASS_NAMES, OTHER
+from tinycats.data.archive import read_members
 from tinycats.data.source import OXFORD_MANIFEST
 from tinycats.errors import DataError, DownloadError, Unreachable
 
@@ -331,7 +328,7 @@ def _read_lists(annotations: Path) -> dict[str, str]:
     def keep(name: str, file: IO[bytes]) -> None:
         lists[name] = _read_list(f"{annotations}: annotations/{name}", file)
 
-    _read_tar(annotations, "annotations", LISTS, keep)
+    read_members(annotations, "annotations", LISTS, keep, _download_hint(annotations))
     if len(lists) != len(LISTS):
         raise DataError(f"{annotations} lacks annotations/{', '.join(sorted(set(LISTS) - set(lists)))}: download it again")
     return lists
@@ -365,65 +362,12 @@ def _copy_images(images: Path, destinations: dict[str, Path], progress: bool) ->
                 shutil.copyfileobj(file, dst)
             bar.update()
 
-        _read_tar(images, "images", destinations, write)
+        read_members(images, "images", destinations, write, _download_hint(images))
     bar.close()
 
 
-def _read_tar(archive: Path, folder: str, names: Container[str], use: Callable[[str, IO[bytes]], None]) -> None:
-    """Call `use(name, file)` for each regular file folder/<name> of a .tar.gz with a wanted name, in
-    one pass; a broken archive raises an error that names it.
-
-    Nothing is extracted by the archive's own paths: only the bytes of wanted regular members are
-    read, and the caller decides where they go (paths made from the annotation lists), so no member
-    can write outside OUT. A member that could be taken for a wanted file (its last component is a
-    wanted name, wherever it sits) but is a symbolic or hard link, a device, a FIFO or a folder, or
-    whose path is absolute or climbs with '..', is refused, every such member named in one DataError
-    once the pass is over: skipping it would surface later as a puzzling "missing image", and
-    following a link would take another member's bytes than the name says. The official archives
-    (their MD5 is checked before this) have none. Any other odd member is never opened, so it is
-    ignored: refusing what is never touched would add a failure without adding safety.
-    """
-    bad = []
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
-                path = PurePosixPath(member.name)
-                if path.name not in names:
-                    continue
-                problem = _member_problem(member, path)
-                if problem:
-                    bad.append(f"{member.name!r} ({problem})")
-                elif path.parent.name == folder and not bad:  # once refused, the rest is only checked
-                    with tar.extractfile(member) as file:
-                        use(path.name, file)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(f"{archive} is damaged ({exc}): download it again") from exc
-    if bad:
-        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        url = RESOURCES.get(archive.name, (HOME_PAGE, ""))[0]
-        raise DataError(
-            f"{archive} is not the official archive: {len(bad)} member(s) named like its {folder} are unsafe: {shown}; "
-            f"nothing was prepared: download it again from {url}"
-        )
-
-
-def _member_problem(member: tarfile.TarInfo, path: PurePosixPath) -> str:
-    """Why a tar member may not stand for a wanted file, or "" when it may."""
-    if path.is_absolute():
-        return "absolute path"
-    if ".." in path.parts:
-        return "path with '..'"
-    if member.issym():
-        return f"symbolic link to {member.linkname!r}"
-    if member.islnk():
-        return f"hard link to {member.linkname!r}"
-    if member.ischr() or member.isblk():
-        return f"{'character' if member.ischr() else 'block'} device"
-    if member.isfifo():
-        return "FIFO"
-    if member.isdir():
-        return "folder"
-    return "" if member.isfile() else "not a regular file"
+def _download_hint(archive: Path) -> str:
+    return f"download it again from {RESOURCES.get(archive.name, (HOME_PAGE, ''))[0]}"
 
 
 def _write_json(path: Path, data: dict) -> None:
