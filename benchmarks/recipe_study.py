@@ -5,11 +5,18 @@ real toy cats), FD-classifier (Fréchet distance of that CNN's features, generat
 images) and the seam ratio (evaluate/seams.py; the real test images' figure is printed first).
 
     python benchmarks/recipe_study.py --out study/ [--steps N] [--seeds 0 1] [--variants x-logit v-uniform ...]
+        [--image-size 64 --patch-size 8]
 
 Every variant trains the cpu-demo preset for the same number of steps (same data, batch, model,
 learning rate), changing only what it names; x-logit-s trains the larger tinydit-s for the steps
-that the same CPU time buys. Results are appended to study/results.json as they
-come (a rerun skips what is done) and printed as Markdown tables.
+that the same CPU time buys. --image-size / --patch-size render the toy cats and build the network
+at another geometry (the geometry study: one --out folder per geometry, since the data and the
+judge are rendered and trained at that size). Results are appended to study/results.json as they
+come (a rerun skips what is done) and printed as Markdown tables; each run also leaves grid.png,
+a row per breed of its samples at full size. The judge looks at --judge-size pixels (default 32, as the
+demo's: its cost grows with the pixels, 8 epochs take ~10 minutes at 64 px and would take longer than
+the training they judge at 128 px; one size also keeps geometries comparable). The seam ratio is
+always measured at full size.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from tinycats.data.synth import write_dataset
 from tinycats.evaluate import classifier as clf_lib
 from tinycats.evaluate.metrics import feature_frechet_distance
 from tinycats.evaluate.seams import seam_score
+from tinycats.pictures import labelled_grid, to_pil
 from tinycats.training.loop import train
 
 VARIANTS = {
@@ -44,7 +52,10 @@ VARIANTS = {
     "x-logit-pixel": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel"},
     "x-logit-convembed": {"prediction": "x", "time_sampling": "logit-normal", "embed": "conv"},
     "x-logit-convembed-pixel": {"prediction": "x", "time_sampling": "logit-normal", "embed": "conv", "decoder": "pixel"},
+    "x-logit-pixel8": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel", "pixel_features": 8},
+    "x-logit-bottleneck": {"prediction": "x", "time_sampling": "logit-normal", "embed": "bottleneck"},
 }
+MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features")
 DEFAULT_SAMPLER = ("euler", 25, 2.0)
 SAMPLERS = [("euler", n, 2.0) for n in (10, 25, 50)] + [("heun", n, 2.0) for n in (5, 13, 25)]
 GUIDANCE = [("euler", 25, s) for s in (1.0, 1.5, 2.0, 3.0, 4.0)]
@@ -67,6 +78,14 @@ def judge(model, clf: clf_lib.Classifier, real_features: torch.Tensor, setting: 
     }
 
 
+def write_grid(model, path: Path, per_class: int = 8) -> None:
+    """A row per breed, `per_class` noise seeds, at full size, with the study's default sampler."""
+    classes = range(model.config.num_classes)
+    images = to_pil(sample(model, [c for c in classes for _ in range(per_class)], SampleConfig(*DEFAULT_SAMPLER), seed=7))
+    rows = [(model.config.class_names[c], images[c * per_class : (c + 1) * per_class]) for c in classes]
+    labelled_grid(rows, cell=max(64, model.config.image_size)).save(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("study"), help="working folder (default: study)")
@@ -77,15 +96,21 @@ def main() -> None:
         "--grid-variant", default="x-logit", choices=[*VARIANTS, "none"], help="variant for the sampler grids (none: skip them)"
     )
     parser.add_argument("--per-class", type=int, default=20, help="generated images per class per judgement (default: 20)")
+    parser.add_argument("--image-size", type=int, help="render and train at this resolution (default: the preset's)")
+    parser.add_argument("--patch-size", type=int, help="patch size at that resolution (default: the preset's)")
+    parser.add_argument("--judge-size", type=int, default=32, help="resolution the judge CNN sees (default: 32)")
     args = parser.parse_args()
 
-    base = load_config("cpu-demo", {"train": {"steps": args.steps, "checkpoint_interval": 0, "sample_interval": 0}})
+    geometry = {"image_size": args.image_size, "patch_size": args.patch_size}
+    base = load_config(
+        "cpu-demo", {"model": geometry, "train": {"steps": args.steps, "checkpoint_interval": 0, "sample_interval": 0}}
+    )
     data = args.out / "data"
     if not (data / "test").is_dir():
         write_dataset(data, 300, 40, base.model.image_size, seed=0)
     clf_path = args.out / "classifier.pt"
     if not clf_path.is_file():
-        settings = clf_lib.ClassifierSettings(backbone="small-cnn", epochs=8, image_size=base.model.image_size)
+        settings = clf_lib.ClassifierSettings(backbone="small-cnn", epochs=8, image_size=args.judge_size)
         clf_lib.train_from_folder(str(data), settings).save(clf_path)
     clf = clf_lib.load(clf_path)
     test = build_cache(scan(data, "test"), base.model.image_size, progress=False)
@@ -115,13 +140,15 @@ def main() -> None:
                 cfg = load_config(
                     "cpu-demo",
                     {
-                        "model": {"prediction": v["prediction"], **{k: v.get(k) for k in ("preset", "embed", "decoder")}},
+                        "model": {"prediction": v["prediction"], **geometry, **{k: v.get(k) for k in MODEL_KEYS}},
                         "train": {"steps": v.get("steps", base.train.steps), "time_sampling": v["time_sampling"], "seed": seed,
                                   "checkpoint_interval": 0, "sample_interval": 0},
                     },
                 )  # fmt: skip
                 result = train(cfg, data, run_dir, run_dir / "logs", progress=False)
                 (run_dir / "result.json").write_text(json.dumps({"seconds": result.seconds, "loss": result.loss}))
+            if not (run_dir / "grid.png").is_file():
+                write_grid(load_generator(next(run_dir.glob("dit_step_*_ema.pt")), device="cpu"), run_dir / "grid.png")
             for setting in (DEFAULT_SAMPLER, ("euler", 25, 1.0)):
                 record("objective", variant, seed, setting, run_dir)
     for seed in args.seeds if args.grid_variant != "none" else []:

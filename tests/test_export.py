@@ -101,7 +101,13 @@ def reference_velocity(model: TinyDiT, x, t, labels, scale):
 
 @pytest.mark.parametrize(
     "prediction, patches",
-    [("x", {}), ("v", {}), ("x", {"embed": "conv", "decoder": "pixel"}), ("x", {"decoder": "conv"})],
+    [
+        ("x", {}),
+        ("v", {}),
+        ("x", {"embed": "conv", "decoder": "pixel"}),
+        ("x", {"decoder": "conv"}),
+        ("x", {"embed": "bottleneck", "decoder": "pixel", "pixel_features": 4}),
+    ],
 )
 def test_graph_output_is_the_guided_velocity_at_any_batch_size(tmp_path, prediction, patches):
     ckpt = make_checkpoint(tmp_path / "ema.pt", prediction, **patches)

@@ -46,7 +46,9 @@ def test_a_checkpoint_from_before_the_variants_loads_strictly_and_computes_the_s
     assert torch.allclose(out, tensors["probe.out"], atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("embed, decoder", [("linear", "linear"), ("conv", "conv"), ("linear", "pixel")])
+@pytest.mark.parametrize(
+    "embed, decoder", [("linear", "linear"), ("conv", "conv"), ("linear", "pixel"), ("bottleneck", "linear")]
+)
 def test_every_variant_starts_at_zero_output(embed, decoder):
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -74,7 +76,24 @@ def test_the_conv_embedding_sees_across_patch_borders_and_the_linear_one_does_no
         assert bool(change > 0) == sees  # token 0 is the first patch: only the overlapping kernel reaches pixel (0, 4)
 
 
-@pytest.mark.parametrize("embed, decoder", [("conv", "conv"), ("linear", "pixel")])
+def test_the_bottleneck_embedding_is_a_rank_limited_linear_map_of_each_patch():
+    net = randomised(model(embed="bottleneck", embed_width=5))
+    first, second = net.x_embed
+    x = torch.randn(2, 3, 16, 16)
+    rows = x.reshape(2, 3, 4, 4, 4, 4).permute(0, 2, 4, 3, 5, 1).reshape(2, 16, 48)  # patch (r, c), pixel (i, j, ch)
+    expected = rows @ (second.weight @ first.weight).T + second.bias
+    with torch.no_grad():
+        assert torch.allclose(patches.embed(net.x_embed, x, 4), expected, atol=1e-5)
+    assert first.bias is None and torch.linalg.matrix_rank(second.weight @ first.weight) == 5
+
+
+def test_pixel_features_sets_the_pixel_decoders_width():
+    net = model(decoder="pixel", pixel_features=8)
+    assert net.final.linear.out_features == 4 * 4 * 8 and net.refine[0].in_channels == 8
+    assert model(decoder="pixel").refine[0].in_channels == 16  # the default older pixel checkpoints were trained with
+
+
+@pytest.mark.parametrize("embed, decoder", [("conv", "conv"), ("linear", "pixel"), ("bottleneck", "linear")])
 def test_every_variant_learns(image_folder, tmp_path, embed, decoder):
     cfg = tiny_config(steps=40, log_interval=10, batch_size=8, lr=3e-3)
     cfg.model.embed, cfg.model.decoder = embed, decoder
@@ -88,3 +107,5 @@ def test_unknown_variants_and_odd_patches_are_refused():
         load_config(None, {"model": {"preset": "tinydit-test", "decoder": "fancy"}})
     with pytest.raises(ValueError, match="embed 'conv' needs an even patch size"):
         load_config(None, {"model": {"preset": "tinydit-test", "embed": "conv", "patch_size": 1}})
+    with pytest.raises(ValueError, match="invalid model setting pixel_features: it must be >= 1"):
+        load_config(None, {"model": {"preset": "tinydit-test", "decoder": "pixel", "pixel_features": 0}})

@@ -26,7 +26,7 @@ TIME_SAMPLINGS = ("logit-normal", "uniform")
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
 SAMPLERS = ("euler", "heun")  # core/solvers.py implements one solver per name
-EMBEDS = ("linear", "conv")  # core/patches.py: how pixels become tokens
+EMBEDS = ("linear", "conv", "bottleneck")  # core/patches.py: how pixels become tokens
 DECODERS = ("linear", "conv", "pixel")  # ... and tokens pixels
 
 # Architecture presets. tinydit-128 is the record's network (DiT-S/16 at 128 px, 64 tokens).
@@ -58,9 +58,12 @@ class ModelConfig:
     t_eps: float = 0.05  # floor of (1 - t) when turning an x-prediction into a velocity
     embed: str = "linear"  # patch embedding (core/patches.py); a checkpoint without the field means "linear"
     decoder: str = "linear"  # patch decoder; likewise
+    embed_width: int = 32  # inner width of the "bottleneck" embedding
+    pixel_features: int = 16  # features per pixel of the "pixel" decoder (K)
 
     def __post_init__(self) -> None:
-        small = [name for name in ("image_size", "patch_size", "hidden_size", "depth", "num_heads") if getattr(self, name) < 1]
+        sizes = ("image_size", "patch_size", "hidden_size", "depth", "num_heads", "embed_width", "pixel_features")
+        small = [name for name in sizes if getattr(self, name) < 1]
         if small or not self.class_names:
             raise ConfigError(f"invalid model setting {small[0] if small else 'class_names'}: it must be >= 1")
         for name, allowed in (("embed", EMBEDS), ("decoder", DECODERS)):

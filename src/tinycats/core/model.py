@@ -118,14 +118,14 @@ class TinyDiT(
         self.config = config
         c, p, d = config.in_channels, config.patch_size, config.hidden_size
         self.grid = config.image_size // p
-        self.x_embed = patches.embedding(config.embed, c, p, d)
+        self.x_embed = patches.embedding(config.embed, c, p, d, config.embed_width)
         self.t_embed = TimestepEmbedder(d)
         # One row per class plus the null label used by classifier-free guidance.
         self.y_embed = nn.Embedding(null_index(config.class_names) + 1, d)
         self.register_buffer("pos_embed", sincos_pos_embed(d, self.grid)[None], persistent=False)
         self.blocks = nn.ModuleList(DiTBlock(d, config.num_heads, config.mlp_ratio) for _ in range(config.depth))
-        self.final = FinalLayer(d, p * p * patches.values_per_pixel(config.decoder, c))
-        self.refine = patches.refinement(config.decoder, c)
+        self.final = FinalLayer(d, p * p * patches.values_per_pixel(config.decoder, c, config.pixel_features))
+        self.refine = patches.refinement(config.decoder, c, config.pixel_features)
         self._init_weights()
 
     @property
@@ -136,7 +136,8 @@ class TinyDiT(
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:  # the bottleneck embedding's first layer has none
+                    nn.init.zeros_(module.bias)
         nn.init.normal_(self.y_embed.weight, std=0.02)
         for layer in (self.t_embed.mlp[0], self.t_embed.mlp[2]):
             nn.init.normal_(layer.weight, std=0.02)
