@@ -74,3 +74,34 @@ def test_corruption_sweep_finds_every_damaged_checkpoint(tmp_path):
     assert sum(result["byte_flips"].values()) == 40 and sum(result["truncations"].values()) == 5
     assert result["undetected_damage"] == 0 and result["byte_flips"]["detected"] >= 30  # most bytes carry content
     assert set(result["foreign_files"].values()) == {"refused"}
+
+
+def test_study_picture_shows_each_runs_real_images_and_samples_at_one_size(tmp_path):
+    from PIL import Image
+
+    from tinycats.api import load_generator
+    from tinycats.config import SampleConfig
+    from tinycats.core.sampling import sample
+    from tinycats.data.synth import write_dataset
+    from tinycats.pictures import to_pil
+
+    from conftest import make_checkpoint
+
+    runs = []
+    for name, geometry in (("small", {"image_size": 16, "patch_size": 4}), ("large", {"image_size": 32, "patch_size": 8})):
+        study = tmp_path / name
+        write_dataset(study / "data", 0, 1, geometry["image_size"], progress=False)
+        run = study / "x-logit-seed0"
+        run.mkdir()
+        make_checkpoint(run / "dit_step_7_ema.pt", **geometry)
+        runs.append(run)
+    out = tmp_path / "picture.png"
+    script = ROOT / "benchmarks" / "study_picture.py"
+    subprocess.run([sys.executable, str(script), *map(str, runs), "--out", str(out)], check=True)
+    picture = Image.open(out).convert("RGB")
+    cell, pad = 32, 2
+    assert picture.height == 4 * (cell + pad) + pad  # real + samples for each run, at the larger run's size
+    label_w = picture.width - 13 * (cell + pad) - pad
+    expected = to_pil(sample(load_generator(runs[0] / "dit_step_7_ema.pt"), [0], SampleConfig("euler", 25, 2.0), seed=7))[0]
+    first_sample = picture.crop((label_w + pad, 1 * (cell + pad) + pad, label_w + pad + cell, 2 * (cell + pad)))
+    assert first_sample.tobytes() == expected.resize((cell, cell), Image.Resampling.NEAREST).tobytes()
