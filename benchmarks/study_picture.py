@@ -1,6 +1,6 @@
-"""One picture comparing recipe-study runs: for each run, a row of real test images (the first of
-each breed from the run's study folder) and a row of its samples, the same breeds and noise seed
-for every run, all shown at the largest run's resolution (nearest-neighbour, so grids stay visible).
+"""One picture comparing recipe-study runs: for each study folder, a row of real test images (the
+first of each breed), then a row of samples per run in it, the same breeds and noise seed for every
+run, all shown at the largest run's resolution (nearest-neighbour, so grids stay visible).
 
     python benchmarks/study_picture.py --out docs/geometry-study.png study-32/x-logit-seed0 study-128/x-logit-seed0
 
@@ -21,14 +21,15 @@ from tinycats.core.sampling import sample
 from tinycats.pictures import labelled_grid, to_pil
 
 
-def rows_for(run: Path, seed: int) -> list[tuple[str, list[Image.Image]]]:
+def rows_for(run: Path, seed: int) -> tuple[tuple[str, list[Image.Image]], tuple[str, list[Image.Image]]]:
+    """(the real images' row, the run's samples' row)."""
     model = load_generator(next(run.glob("dit_step_*_ema.pt")), device="cpu")
     cfg = model.config
     breeds = list(range(cfg.num_classes))
     real = [Image.open(sorted((run.parent / "data" / "test" / name).iterdir())[0]).convert("RGB") for name in cfg.class_names]
     fake = to_pil(sample(model, breeds, SampleConfig("euler", 25, 2.0), seed=seed))
     geometry = f"{cfg.image_size}px/{cfg.patch_size} {cfg.embed}/{cfg.decoder}"
-    return [(f"real {cfg.image_size}px", real), (geometry, fake)]
+    return (f"real {cfg.image_size}px", real), (geometry, fake)
 
 
 def main() -> None:
@@ -37,7 +38,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--seed", type=int, default=7, help="noise seed of the samples (default: 7)")
     args = parser.parse_args()
-    rows = [row for run in args.runs for row in rows_for(run, args.seed)]
+    rows = []
+    for i, run in enumerate(args.runs):
+        real, fake = rows_for(run, args.seed)
+        rows += [real, fake] if i == 0 or run.parent != args.runs[i - 1].parent else [fake]
     cell = max(img.width for _, imgs in rows for img in imgs)
     labelled_grid(rows, cell=cell).save(args.out, optimize=True)
     print(f"wrote {args.out} ({len(rows)} rows, {cell} px cells)")

@@ -95,12 +95,15 @@ def test_study_picture_shows_each_runs_real_images_and_samples_at_one_size(tmp_p
         run.mkdir()
         make_checkpoint(run / "dit_step_7_ema.pt", **geometry)
         runs.append(run)
+    conv = tmp_path / "large" / "x-logit-conv-seed0"  # a second run in the same study: no second real row
+    conv.mkdir()
+    runs.append(make_checkpoint(conv / "dit_step_7_ema.pt", decoder="conv", **geometry).parent)
     out = tmp_path / "picture.png"
     script = ROOT / "benchmarks" / "study_picture.py"
     subprocess.run([sys.executable, str(script), *map(str, runs), "--out", str(out)], check=True)
     picture = Image.open(out).convert("RGB")
     cell, pad = 32, 2
-    assert picture.height == 4 * (cell + pad) + pad  # real + samples for each run, at the larger run's size
+    assert picture.height == 5 * (cell + pad) + pad  # real, samples; real, samples, samples: at the larger size
     label_w = picture.width - 13 * (cell + pad) - pad
     expected = to_pil(sample(load_generator(runs[0] / "dit_step_7_ema.pt"), [0], SampleConfig("euler", 25, 2.0), seed=7))[0]
     first_sample = picture.crop((label_w + pad, 1 * (cell + pad) + pad, label_w + pad + cell, 2 * (cell + pad)))
