@@ -142,10 +142,11 @@ def main() -> None:
             run_dir = args.out / f"{variant}-seed{seed}"
             if not (run_dir / "result.json").is_file():
                 v = VARIANTS[variant]
+                named = {k: v[k] for k in MODEL_KEYS if k in v}
                 cfg = load_config(
                     "cpu-demo",
                     {
-                        "model": {"prediction": v["prediction"], **geometry, **PATCHES, **{k: v[k] for k in MODEL_KEYS if k in v}},  # noqa: E501
+                        "model": {"prediction": v["prediction"], **geometry, **PATCHES, **named},
                         "train": {"steps": v.get("steps", base.train.steps), "time_sampling": v["time_sampling"], "seed": seed,
                                   "checkpoint_interval": 0, "sample_interval": 0},
                     },
