@@ -34,6 +34,7 @@ from tinycats.core.sampling import sample
 from tinycats.data import augment
 from tinycats.data.folder import build_cache, scan
 from tinycats.data.synth import write_dataset
+from tinycats.demo import JUDGE_SIZE
 from tinycats.evaluate import classifier as clf_lib
 from tinycats.evaluate.metrics import feature_frechet_distance
 from tinycats.evaluate.seams import seam_score
@@ -103,7 +104,9 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=20, help="generated images per class per judgement (default: 20)")
     parser.add_argument("--image-size", type=int, help="render and train at this resolution (default: the preset's)")
     parser.add_argument("--patch-size", type=int, help="patch size at that resolution (default: the preset's)")
-    parser.add_argument("--judge-size", type=int, default=32, help="resolution the judge CNN sees (default: 32)")
+    parser.add_argument(
+        "--judge-size", type=int, default=JUDGE_SIZE, help=f"resolution the judge CNN sees (default: {JUDGE_SIZE}, the demo's)"
+    )
     args = parser.parse_args()
 
     geometry = {"image_size": args.image_size, "patch_size": args.patch_size}
