@@ -55,8 +55,12 @@ VARIANTS = {
     "x-logit-convembed-pixel": {"prediction": "x", "time_sampling": "logit-normal", "embed": "conv", "decoder": "pixel"},
     "x-logit-pixel8": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel", "pixel_features": 8},
     "x-logit-bottleneck": {"prediction": "x", "time_sampling": "logit-normal", "embed": "bottleneck"},
+    # The precision study (training/precision.py): the demo's own network both ways, compiled as the demo trains.
+    "demo-fp32": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "fp32", "compile": True},
+    "demo-bf16": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16", "compile": True},
 }
 MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features")
+TRAIN_KEYS = ("steps", "precision", "compile")
 # What a variant does not name is DiT's, whatever the cpu-demo preset now uses, so a variant means
 # the same network in every study (cpu-demo switched to the conv decoder after these were defined).
 PATCHES = {"embed": "linear", "decoder": "linear"}
@@ -146,11 +150,12 @@ def main() -> None:
             if not (run_dir / "result.json").is_file():
                 v = VARIANTS[variant]
                 named = {k: v[k] for k in MODEL_KEYS if k in v}
+                train_named = {"steps": base.train.steps, **{k: v[k] for k in TRAIN_KEYS if k in v}}
                 cfg = load_config(
                     "cpu-demo",
                     {
                         "model": {"prediction": v["prediction"], **geometry, **PATCHES, **named},
-                        "train": {"steps": v.get("steps", base.train.steps), "time_sampling": v["time_sampling"], "seed": seed,
+                        "train": {**train_named, "time_sampling": v["time_sampling"], "seed": seed,
                                   "checkpoint_interval": 0, "sample_interval": 0},
                     },
                 )  # fmt: skip

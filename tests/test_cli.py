@@ -11,7 +11,9 @@ import yaml
 
 from tinycats.cli import build_parser, main
 
-TINY = ["--model", "tinydit-test", "--batch-size", "4", "--log-interval", "1", "--lr", "1e-3"]
+# --no-compile: the default preset (cpu-demo) compiles, which costs more than these tiny runs (tests/test_precision.py
+# trains compiled).
+TINY = ["--model", "tinydit-test", "--batch-size", "4", "--log-interval", "1", "--lr", "1e-3", "--no-compile"]
 
 
 def all_parsers(parser: argparse.ArgumentParser, path=()):

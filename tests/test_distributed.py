@@ -15,7 +15,9 @@ from tinycats.training.loop import Batches, train
 
 from conftest import tiny_config
 
+# --no-compile: the default preset (cpu-demo) compiles; the one-process reference below runs eager.
 ARGS = ["--model", "tinydit-test", "--batch-size", "8", "--lr", "1e-3", "--warmup-steps", "0", "--log-interval", "1"]
+ARGS += ["--no-compile"]
 
 
 def losses(log_dir):

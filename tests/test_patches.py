@@ -43,7 +43,11 @@ def test_a_checkpoint_from_before_the_variants_loads_strictly_and_computes_the_s
     net.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("probe.")}, strict=True)
     with torch.no_grad():
         out = net(tensors["probe.x"], tensors["probe.t"], tensors["probe.y"])
-    assert torch.allclose(out, tensors["probe.out"], atol=1e-6, rtol=0)
+    # The fixture's output was computed on another processor, whose fp32 kernels round differently:
+    # allow 8 ulps of the largest output (1.4e-6 of 2.2 measured between an EPYC and a Xeon), 20x
+    # below what computing GELU's exact form instead of the tanh one changes here (4.7e-5).
+    ulps = 8 * torch.finfo(torch.float32).eps * tensors["probe.out"].abs().max()
+    assert torch.allclose(out, tensors["probe.out"], atol=float(ulps), rtol=0)
 
 
 @pytest.mark.parametrize(

@@ -28,16 +28,19 @@ PRECISIONS = ("auto", "fp32", "bf16")
 SAMPLERS = ("euler", "heun")  # core/solvers.py implements one solver per name
 EMBEDS = ("linear", "conv", "bottleneck")  # core/patches.py: how pixels become tokens
 DECODERS = ("linear", "conv", "pixel")  # ... and tokens pixels
+ACTIVATIONS = ("gelu-tanh", "gelu")  # the MLP's: DiT's tanh approximation, or the exact (erf) GELU
 
 # Architecture presets. tinydit-128 is the record's network (DiT-S/16 at 128 px, 64 tokens).
+# Every preset uses the exact GELU: on the AMX Xeon it costs a quarter of the tanh form's time
+# (docs/performance.md); a checkpoint that names no activation is DiT's tanh form, as it was trained.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "tinydit-128": dict(image_size=128, patch_size=16, hidden_size=384, depth=12, num_heads=6),
-    "tinydit-256": dict(image_size=256, patch_size=16, hidden_size=512, depth=12, num_heads=8),
+    "tinydit-128": dict(image_size=128, patch_size=16, hidden_size=384, depth=12, num_heads=6, activation="gelu"),
+    "tinydit-256": dict(image_size=256, patch_size=16, hidden_size=512, depth=12, num_heads=8, activation="gelu"),
     # CPU sizes: 64 tokens like the record's network, at 32 px.
-    "tinydit-s": dict(image_size=32, patch_size=4, hidden_size=192, depth=6, num_heads=3),
-    "tinydit-xs": dict(image_size=32, patch_size=4, hidden_size=96, depth=4, num_heads=3),
+    "tinydit-s": dict(image_size=32, patch_size=4, hidden_size=192, depth=6, num_heads=3, activation="gelu"),
+    "tinydit-xs": dict(image_size=32, patch_size=4, hidden_size=96, depth=4, num_heads=3, activation="gelu"),
     # For tests: two blocks, 16 tokens.
-    "tinydit-test": dict(image_size=16, patch_size=4, hidden_size=32, depth=2, num_heads=2),
+    "tinydit-test": dict(image_size=16, patch_size=4, hidden_size=32, depth=2, num_heads=2, activation="gelu"),
 }
 
 
@@ -60,13 +63,14 @@ class ModelConfig:
     decoder: str = "linear"  # patch decoder; likewise
     embed_width: int = 32  # inner width of the "bottleneck" embedding
     pixel_features: int = 16  # features per pixel of the "pixel" decoder (K)
+    activation: str = "gelu-tanh"  # the MLP's; a checkpoint without the field means DiT's "gelu-tanh"
 
     def __post_init__(self) -> None:
         sizes = ("image_size", "patch_size", "hidden_size", "depth", "num_heads", "embed_width", "pixel_features")
         small = [name for name in sizes if getattr(self, name) < 1]
         if small or not self.class_names:
             raise ConfigError(f"invalid model setting {small[0] if small else 'class_names'}: it must be >= 1")
-        for name, allowed in (("embed", EMBEDS), ("decoder", DECODERS)):
+        for name, allowed in (("embed", EMBEDS), ("decoder", DECODERS), ("activation", ACTIVATIONS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"model setting {name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         if self.embed == "conv" and self.patch_size % 2:
@@ -112,7 +116,7 @@ class TrainConfig:
     sample_interval: int = 0  # 0: only at the end
     log_interval: int = 10
     seed: int = 0
-    precision: str = "auto"  # "auto" = bf16 on CUDA, fp32 on CPU; or "fp32" / "bf16"
+    precision: str = "auto"  # "auto": bf16 on CUDA, on a CPU what training/precision.py measures faster; or "fp32" / "bf16"
     compile: bool = False
     skip_bad_images: bool = False
 

@@ -10,6 +10,7 @@ one is not redone, an existing classifier is kept.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,12 @@ TRAIN_PER_CLASS, TEST_PER_CLASS = 300, 40
 GALLERY_PER_BREED, EVAL_PER_BREED, CLASSIFIER_EPOCHS, JUDGE_SIZE = 8, 30, 6, 32
 
 
-def run_demo(out: str | Path, config: str = "cpu-demo", steps: int | None = None, device: str = "cpu") -> Path:
+def run_demo(
+    out: str | Path, config: str = "cpu-demo", steps: int | None = None, device: str = "cpu", compile_: bool | None = None
+) -> Path:
+    """`steps` and `compile_` override the preset's when given."""
     out = Path(out)
-    cfg = load_config(config, {"train": {"steps": steps}})
+    cfg = load_config(config, {"train": {"steps": steps, "compile": compile_}})
     timings: dict[str, float] = {}
 
     def timed(stage: str, start: float) -> None:
@@ -105,13 +109,15 @@ def _train_or_reuse(cfg: RunConfig, data: Path, out: Path, device: str) -> Path:
 
 
 def _reusable_state(ckpt_dir: Path, cfg: RunConfig) -> dict | None:
-    """The latest training state in `ckpt_dir` if it was made with these settings."""
+    """The latest training state in `ckpt_dir` if it was made with these settings (a run asked for
+    precision "auto" records the precision it resolved to: any of them is "auto")."""
     latest = checkpoint.latest(ckpt_dir)
     if latest is None:
         return None
     state = checkpoint.load(latest)
     saved = checkpoint.run_config(state)
-    return state if (saved.model, saved.train) == (cfg.model, cfg.train) else None
+    asked = dataclasses.replace(cfg.train, precision=saved.train.precision) if cfg.train.precision == "auto" else cfg.train
+    return state if (saved.model, saved.train) == (cfg.model, asked) else None
 
 
 def _summary(cfg: RunConfig, model, ema_file: Path, overview: Path, report: dict[str, Any], timings: dict[str, float]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 from types import FrameType, TracebackType
@@ -24,9 +25,16 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+def require_compiler(device: torch.device) -> None:
+    """torch.compile on a CPU writes C++ and builds it: say so in one line before it fails deep inside."""
+    if device.type == "cpu" and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
+        raise UsageError("--compile on the CPU needs a C++ compiler (g++ or clang++): install one, or pass --no-compile")
+
+
 class Autocast:
     """A reusable autocast context. "auto" is bf16 on CUDA (no loss scaling needed, unlike fp16)
-    and fp32 on the CPU; "bf16" on a CPU with AVX-512 BF16 is ~1.5x faster for small DiTs."""
+    and fp32 on the CPU: what inference uses. Training resolves "auto" per processor first
+    (training/precision.py)."""
 
     def __init__(self, device: torch.device, precision: str) -> None:
         self.device = device

@@ -18,12 +18,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="cpu-demo", help="training preset (default: cpu-demo)")
     p.add_argument("--steps", type=int, help="override the preset's training steps (e.g. 50 for a smoke run)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="torch.compile the network (the preset's choice unless given; on a CPU it needs a C++ compiler)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tinycats.demo import run_demo
 
-    summary = run_demo(args.out, args.config, args.steps, args.device)
+    summary = run_demo(args.out, args.config, args.steps, args.device, args.compile)
     print(f"demo done: see {summary}")
     return 0

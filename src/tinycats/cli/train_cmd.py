@@ -68,7 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--sample-interval", type=int, help="write a sample grid every N steps (0 = only at the end)")
     t.add_argument("--log-interval", type=int, help="log metrics every N steps")
     t.add_argument("--seed", type=int, help="seed of every random draw")
-    t.add_argument("--precision", choices=PRECISIONS, help="auto = bf16 autocast on CUDA, fp32 on CPU")
+    t.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto (default) = bf16 autocast on CUDA; on a CPU bf16 where a short probe at the start measures it "
+        "faster (AMX or AVX-512 BF16), else fp32. The choice is logged and saved in every checkpoint",
+    )
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the network")
     t.add_argument(
         "--skip-bad-images",

@@ -59,6 +59,19 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q kᵀ / √d) v over [N, heads, T, d].
+
+    Through SDPA's fused kernel, except for bf16 on a CPU: there its flash-attention backward
+    issues a few tiny GEMMs per block and took 43 % of a bf16 training step at 64 tokens, where two
+    batched matmuls and a float32 softmax take about 9 % (docs/performance.md). fp32 keeps SDPA, so fp32
+    runs compute as they always did."""
+    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
+        return F.scaled_dot_product_attention(q, k, v)
+    scores = (q @ k.transpose(-2, -1)).float() * q.shape[-1] ** -0.5
+    return scores.softmax(-1).to(v.dtype) @ v
+
+
 class Attention(nn.Module):
     def __init__(self, hidden: int, heads: int) -> None:
         super().__init__()
@@ -69,20 +82,21 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t, d = x.shape
         q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(n, t, d))
 
 
 class DiTBlock(nn.Module):
     """Pre-norm transformer block whose norms are shifted, scaled and gated by the condition."""
 
-    def __init__(self, hidden: int, heads: int, mlp_ratio: float) -> None:
+    def __init__(self, hidden: int, heads: int, mlp_ratio: float, activation: str) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(hidden, heads)
         self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         inner = int(hidden * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(hidden, inner), nn.GELU(approximate="tanh"), nn.Linear(inner, hidden))
+        gelu = nn.GELU(approximate="tanh" if activation == "gelu-tanh" else "none")
+        self.mlp = nn.Sequential(nn.Linear(hidden, inner), gelu, nn.Linear(inner, hidden))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -123,7 +137,8 @@ class TinyDiT(
         # One row per class plus the null label used by classifier-free guidance.
         self.y_embed = nn.Embedding(null_index(config.class_names) + 1, d)
         self.register_buffer("pos_embed", sincos_pos_embed(d, self.grid)[None], persistent=False)
-        self.blocks = nn.ModuleList(DiTBlock(d, config.num_heads, config.mlp_ratio) for _ in range(config.depth))
+        block = (d, config.num_heads, config.mlp_ratio, config.activation)
+        self.blocks = nn.ModuleList(DiTBlock(*block) for _ in range(config.depth))
         self.final = FinalLayer(d, p * p * patches.values_per_pixel(config.decoder, c, config.pixel_features))
         self.refine = patches.refinement(config.decoder, c, config.pixel_features)
         self._init_weights()

@@ -29,9 +29,9 @@ from tinycats.data import source
 from tinycats.data.fingerprint import differences, fingerprint
 from tinycats.data.folder import build_cache, scan
 from tinycats.errors import DataError, TrainingDiverged, TrainingInterrupted, UsageError
-from tinycats.runtime import StopSignals, autocast, pick_device
+from tinycats.runtime import StopSignals, autocast, pick_device, require_compiler
 from tinycats.seeding import STREAMS, derive_seed
-from tinycats.training import distributed, optim
+from tinycats.training import distributed, optim, precision
 from tinycats.training.batches import Batches
 from tinycats.training.log import TrainLogger
 
@@ -152,6 +152,8 @@ def _train(
     if ctx.world_size > 1 and ":" in device_name:
         raise UsageError(f"--device {device_name} would put every process on one GPU; under torchrun use --device cuda")
     device = pick_device(device_name, ctx.local_rank)
+    if tc.compile:
+        require_compiler(device)
     if tc.batch_size % ctx.world_size:
         raise UsageError(f"--batch-size {tc.batch_size} is global and must divide by the {ctx.world_size} processes")
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -184,6 +186,10 @@ def _train(
         state.ema.load_state_dict(resume["ema"])
         state.step, state.position = int(resume["step"]), int(resume["data_position"])
         checkpoint.set_rng_state(resume["rng"])
+    # Resolved once, before DDP or compile wrap the network; a resumed run's settings already name it.
+    rows = tc.batch_size // ctx.world_size
+    chosen = precision.choose(device, tc.precision, precision.trial(model, cfg.model, rows, device), ctx, resume)
+    tc.precision = chosen.precision  # what the log and every checkpoint record
     net: torch.nn.Module = model
     if ctx.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -196,7 +202,7 @@ def _train(
         f"{'resuming at step ' + str(state.step) if resume else 'training'}: {cfg.model.preset} "
         f"({count_parameters(model) / 1e6:.2f}M parameters, {cfg.model.image_size}px, prediction {cfg.model.prediction}) "
         f"on {len(data.labels)} images / {len(data.class_names)} classes, {ctx.world_size} process(es) on {device}, "
-        f"{amp.precision}; {tc.steps} steps of {per_step} images "
+        f"{amp.precision} ({chosen.reason}){', compiled' if tc.compile else ''}; {tc.steps} steps of {per_step} images "
         f"({tc.batch_size} x {tc.gradient_accumulation_steps} accumulation)"
     )
 

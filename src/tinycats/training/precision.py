@@ -1,0 +1,112 @@
+"""Which arithmetic a training run computes in, when it is asked for "auto".
+
+On CUDA the answer is always bf16 autocast. On a CPU it depends on the processor, and no rule of
+thumb has held: one Xeon's bf16 matmul ran at half its fp32 speed (no AVX-512 BF16), an AMX Xeon's
+at 6x, an EPYC's at 2.5-3x, and a whole training step gains far less than its matmuls, since casts
+and elementwise work do not speed up (docs/performance.md). So "auto" on a CPU is decided in two
+steps: without bf16 instructions (AVX-512 BF16 or AMX) it is fp32 at once; with them, a short
+probe times the run's own network, forward and backward, in both precisions and keeps bf16 only
+where it is clearly faster. Under torchrun the processes average their timings, so they agree.
+
+The answer is written into the run's settings (train.precision), so the log and every checkpoint
+name what ran, and a resume computes in the same precision without probing again: exact resume
+holds per machine. Runs on other processors may pick differently and then differ in their numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from tinycats.config import ModelConfig
+from tinycats.core import flow
+from tinycats.runtime import autocast
+from tinycats.training import distributed
+
+# bf16 must beat fp32 by this much: a tie keeps fp32, whose numbers are the same on every CPU.
+MIN_SPEEDUP = 1.15
+PROBE_ROWS = 32  # images per probe call: enough to show the matmuls' share of a step, cheap at 128 px
+
+
+@dataclass(frozen=True)
+class Choice:
+    precision: str  # "fp32" or "bf16"
+    reason: str  # one clause for the log: why this precision
+
+
+def cpu_bf16_units() -> str | None:
+    """The bf16 matrix instructions this CPU has ("AMX", "AVX-512 BF16") or None."""
+    if torch.cpu._is_amx_tile_supported():
+        return "AMX"
+    if torch.cpu._is_avx512_bf16_supported():
+        return "AVX-512 BF16"
+    return None
+
+
+def choose(
+    device: torch.device,
+    requested: str,
+    trial: Callable[[str], None],
+    ctx: distributed.Context | None = None,
+    resume: dict | None = None,
+    repeats: int = 3,
+) -> Choice:
+    """Resolve `requested` ("auto", "fp32", "bf16") for training on `device`. `trial(precision)`
+    runs one forward and backward of the run's network in that precision (the probe). Resuming
+    (`resume`: a loaded dit_step_N.pt), "auto" is what the checkpoint's run computed in."""
+    if requested == "auto" and resume is not None:
+        saved = resume["config"]["train"].get("precision", "auto")
+        # A checkpoint from before "auto" was resolved at the start says "auto": fp32 on a CPU then.
+        return Choice(autocast(device, saved).precision, "as the resumed run computed")
+    if requested != "auto":
+        return Choice(requested, "as set")
+    if device.type == "cuda":
+        return Choice("bf16", "auto on CUDA")
+    units = cpu_bf16_units()
+    if units is None:
+        return Choice("fp32", "auto: this CPU has no bf16 instructions")
+    fp32, bf16 = probe(trial, repeats)
+    fp32, bf16 = distributed.mean(ctx or distributed.Context(), torch.tensor([fp32, bf16], dtype=torch.float64)).tolist()
+    speedup = fp32 / bf16
+    measured = f"a step measured {speedup:.2f}x as fast in bf16 as in fp32 on this CPU ({units})"
+    if speedup >= MIN_SPEEDUP:
+        return Choice("bf16", f"auto: {measured}")
+    return Choice("fp32", f"auto: {measured}, under the {MIN_SPEEDUP}x that bf16 must win by")
+
+
+def probe(trial: Callable[[str], None], repeats: int) -> tuple[float, float]:
+    """The best seconds of `trial` in fp32 and in bf16, after one untimed call of each, taken in
+    turns so that a slow moment of a shared machine hits both."""
+    for precision in ("fp32", "bf16"):
+        trial(precision)
+    best = {"fp32": float("inf"), "bf16": float("inf")}
+    for _ in range(repeats):
+        for precision in best:
+            start = time.perf_counter()
+            trial(precision)
+            best[precision] = min(best[precision], time.perf_counter() - start)
+    return best["fp32"], best["bf16"]
+
+
+def trial(model: torch.nn.Module, config: ModelConfig, batch_rows: int, device: torch.device) -> Callable[[str], None]:
+    """One forward and backward of `model` on random data of the run's shape (at most PROBE_ROWS
+    images), in a given precision: the probe's unit of work. Its draws come from a generator of its
+    own and its gradients are dropped, so probing changes nothing the run computes."""
+    rows = max(1, min(batch_rows, PROBE_ROWS))
+    g = torch.Generator(device=device).manual_seed(0)
+    size = config.image_size
+    x = torch.rand(rows, config.in_channels, size, size, device=device, generator=g) * 2 - 1
+    noise = torch.randn(x.shape, device=device, generator=g)
+    t = torch.rand(rows, device=device, generator=g)
+    labels = torch.randint(0, config.num_classes + 1, (rows,), device=device, generator=g)
+
+    def run(name: str) -> None:
+        with autocast(device, name):
+            loss = flow.loss(model, config, x, labels, noise, t)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return run
