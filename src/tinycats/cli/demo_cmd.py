@@ -8,7 +8,7 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="the whole job on toy cats, offline: render, train, sample every breed, evaluate (~9 min on 2 cores)",
+        help="the whole job on toy cats, offline: render, train, sample every breed, evaluate (7-15 min on 2 cores)",
         description="Render toy cats to OUT/data, train the cpu-demo preset into OUT/checkpoints, train the breed classifier "
         "OUT/classifier.pt, sample every breed "
         "into OUT/samples/<Class>/ with OUT/samples/overview.png, evaluate (OUT/evaluation_report.json, .md) and write "
