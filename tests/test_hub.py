@@ -27,6 +27,7 @@ from tinycats.core.sampling import sample
 from tinycats.data.synth import write_dataset
 from tinycats.errors import HubError
 from tinycats.evaluate.classifier import ClassifierSettings, train_from_folder
+from tinycats.evaluate.report import LABELS
 from tinycats.generator import load_generator
 from tinycats.hub import layout
 from tinycats.hub.check import check
@@ -121,10 +122,16 @@ def test_model_card_holds_exactly_the_measured_metrics(world):
     card = ModelCard.load(world.staged / layout.CARD)
     report = json.loads(world.evaluation.read_text())
     assert card.data.library_name == "tinycats" and card.data.license == "mit" and card.data.datasets == ["toy-cats"]
-    measured = {k: v for k, v in report["metrics"].items() if v is not None and k in ("breed_accuracy", "fd_classifier")}
-    assert set(measured) == {"breed_accuracy", "fd_classifier"}  # the classifier's metrics; no Inception here
+    # Every figure the report measures about the model (the classifier's and the seam metric; no Inception here) ...
+    about_model = ("breed_accuracy", "fd_classifier", "memorised_fraction", "seam_ratio")
+    measured = {k: report["metrics"][k] for k in about_model}
+    assert None not in measured.values()
     assert {r.metric_type: r.metric_value for r in card.data.eval_results} == pytest.approx(measured)
     text = card.text
+    # ... and the real-vs-real yardsticks named in the text, not passed off as the model's.
+    for key in ("fd_classifier_train_vs_test", "real_breed_accuracy", "real_seam_ratio"):
+        assert f"| {LABELS[key]} | {report['metrics'][key]:.4g} |" in text.split("real vs real")[1], key
+    assert "pip install tinycats" not in text and "github.com" not in text  # no package or site that does not exist
     assert f"{report['data']['n_generated']} generated images" in text and f"{report['data']['n_real']} real test images" in text
     assert "FID" not in text and "not evaluated" not in text.lower()
     assert f"hf://{REPO}" in text and "| batch | 4 × 1 accumulation = 4 |" in text

@@ -122,7 +122,6 @@ class TinyDiT(
     PyTorchModelHubMixin,
     library_name="tinycats",
     tags=["diffusion", "flow-matching", "class-conditional", "cats"],
-    repo_url="https://github.com/tinycats/tinycats",
 ):
     """Maps (x_t, t, label) to the network output: the clean image for prediction "x", the
     velocity for "v" (see flow.py for what the sampler does with it)."""

@@ -15,8 +15,9 @@ from tinycats.hub import layout
 
 LICENSE = "mit"
 TAGS = ["tinycats", "diffusion", "flow-matching", "class-conditional", "image-generation", "cats", "onnx"]
-# The report's metrics that go into the model-index, in the order shown.
-CARD_METRICS = ("fid", "kid_mean", "is_mean", "precision", "recall", "breed_accuracy", "fd_classifier")
+# What the report measures of real images alone (real vs real): the yardsticks the card names in its
+# text. Every other figure of the report is about the model and goes into the model-index.
+REFERENCE_METRICS = ("fd_classifier_train_vs_test", "real_breed_accuracy", "real_seam_ratio")
 PLACEHOLDER_REPO = "OWNER/REPO"
 
 
@@ -36,9 +37,8 @@ def build_card(
     dataset = data.get("source")
     results = []
     if evaluation:
-        for key in CARD_METRICS:
-            value = evaluation["metrics"].get(key)
-            if value is not None:
+        for key, value in evaluation["metrics"].items():
+            if value is not None and key not in REFERENCE_METRICS:
                 results.append(
                     EvalResult(
                         task_type="image-generation",
@@ -77,7 +77,7 @@ def _intro(config: dict[str, Any], parameters: int, data: dict[str, Any], name: 
     lines = [
         f"# {name}",
         "",
-        f"A breed-conditional image generator made with [tinycats](https://github.com/tinycats/tinycats): a TinyDiT "
+        f"A breed-conditional image generator made with tinycats: a TinyDiT "
         f"(`{config['preset']}`, {parameters / 1e6:.2f}M parameters, {config['image_size']} px, patch {config['patch_size']}, "
         f"prediction `{config['prediction']}`) trained with flow matching on {trained_on}. "
         f"{len(classes)} classes: {', '.join(classes)}.",
@@ -93,8 +93,10 @@ def _usage(repo: str, files: list[str]) -> str:
     lines = [
         "## Use it",
         "",
+        "tinycats is not published on PyPI: install it from its source, `pip install .` in a copy of the project "
+        "(`pip install \".[onnx]\"` adds what the ONNX files need).",
+        "",
         "```bash",
-        "pip install tinycats",
         f"tinycats sample --checkpoint {s} --all-breeds --num-samples 16 --output-dir samples",
         "```",
         "",
@@ -107,7 +109,7 @@ def _usage(repo: str, files: list[str]) -> str:
     ]
     if layout.ONNX["fp32"] in files:
         lines += [
-            "Without PyTorch, with onnxruntime and numpy only:",
+            "Without running PyTorch (tinycats' ONNX-only sampler computes with onnxruntime and numpy):",
             "",
             "```bash",
             f"hf download {repo} --local-dir {repo.split('/')[-1]}",
@@ -118,7 +120,8 @@ def _usage(repo: str, files: list[str]) -> str:
             f"`v`); integrate dx/dt = v from t = 0 (noise) to t = 1 (image) and do not apply guidance again. "
             f"`{layout.SIDECAR}` holds the class names, the recommended sampler and each file's sha256.",
             "",
-            f"In a browser (onnxruntime-web, from a clone of tinycats): `make web && tinycats web --model {s}`; the page reads "
+            f"In a browser (onnxruntime-web; run in a copy of the tinycats source): `make web && tinycats web --model {s}`; "
+            "the page reads "
             f"this repo through `https://huggingface.co/{repo}/resolve/<revision>/`.",
             "",
         ]
@@ -152,9 +155,21 @@ def _evaluation(report: dict[str, Any] | None, labels: dict[str, str]) -> str:
     if sampler:
         how += f" ({sampler['sampler']}, {sampler['steps']} steps, guidance {sampler['cfg_scale']}, seed {sampler['seed']})"
     how += f" against {data['n_real']} real test images"
-    rows = [f"| {labels.get(k, k)} | {v:.4g} |" for k, v in report["metrics"].items() if v is not None]
+    measured = {k: v for k, v in report["metrics"].items() if v is not None}
+    rows = [f"| {labels.get(k, k)} | {v:.4g} |" for k, v in measured.items() if k not in REFERENCE_METRICS]
     lines = ["## Evaluation", "", f"Measured by `tinycats evaluate` on {how} ([report]({layout.EVALUATION})).", ""]
-    return "\n".join([*lines, "| metric | value |", "|---|---|", *rows, ""])
+    lines += ["| metric | value |", "|---|---|", *rows, ""]
+    references = [f"| {labels.get(k, k)} | {measured[k]:.4g} |" for k in REFERENCE_METRICS if k in measured]
+    if references:
+        lines += [
+            "What the same measures give for real images alone (real vs real), the figures to read the ones above against:",
+            "",
+            "| reference | value |",
+            "|---|---|",
+            *references,
+            "",
+        ]
+    return "\n".join(lines)
 
 
 def _speed(report: dict[str, Any] | None) -> str:
