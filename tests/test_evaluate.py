@@ -193,6 +193,9 @@ def test_the_memorisation_check_flags_copies_of_training_images(world, tmp_path)
     assert m["memorised_fraction"] == r["memorisation"]["fraction_test_below"] < 0.1
     assert r["memorisation"]["fraction_generated_below_median_test"] == pytest.approx(0.5, abs=0.1)
     assert m["fd_classifier"] == pytest.approx(0, abs=1e-6) and m["breed_accuracy"] == m["real_breed_accuracy"]
+    # every real image lies in its own k-NN ball at distance 0: the set covers itself both ways
+    assert m["classifier_precision"] == m["classifier_recall"] == 1.0
+    assert m["sharpness_ratio"] == pytest.approx(1.0) and list(r["sharpness_per_breed"].values()) == [pytest.approx(1.0)] * 13
 
 
 def test_num_samples_is_a_total_and_more_samples_keep_the_first_ones(world, tmp_path):
@@ -203,7 +206,7 @@ def test_num_samples_is_a_total_and_more_samples_keep_the_first_ones(world, tmp_
     for i in range(5):
         name = f"{NAMES[i]}/{NAMES[i]}_{i}.png"
         assert (tmp_path / "five" / name).read_bytes() == (tmp_path / "seven" / name).read_bytes()
-    seams = ("seam_ratio", "real_seam_ratio")  # the one measure that needs no network: always there
+    seams = ("seam_ratio", "real_seam_ratio", "sharpness_ratio")  # the measures that need no network: always there
     assert all(v is None for k, v in five["metrics"].items() if k not in seams)  # the rest skipped, none invented
     assert set(five["skipped"]) == set(METRIC_KEYS) - set(seams)
     pictures = sorted((tmp_path / "five").glob("*/*.png"))

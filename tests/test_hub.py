@@ -123,13 +123,15 @@ def test_model_card_holds_exactly_the_measured_metrics(world):
     report = json.loads(world.evaluation.read_text())
     assert card.data.library_name == "tinycats" and card.data.license == "mit" and card.data.datasets == ["toy-cats"]
     # Every figure the report measures about the model (the classifier's and the seam metric; no Inception here) ...
-    about_model = ("breed_accuracy", "fd_classifier", "memorised_fraction", "seam_ratio")
+    about_model = ("breed_accuracy", "fd_classifier", "memorised_fraction", "classifier_precision", "classifier_recall")
+    about_model += ("seam_ratio", "sharpness_ratio")
     measured = {k: report["metrics"][k] for k in about_model}
     assert None not in measured.values()
     assert {r.metric_type: r.metric_value for r in card.data.eval_results} == pytest.approx(measured)
     text = card.text
     # ... and the real-vs-real yardsticks named in the text, not passed off as the model's.
-    for key in ("fd_classifier_train_vs_test", "real_breed_accuracy", "real_seam_ratio"):
+    references = ("fd_classifier_train_vs_test", "real_breed_accuracy", "real_seam_ratio")
+    for key in (*references, "classifier_precision_train_vs_test", "classifier_recall_train_vs_test"):
         assert f"| {LABELS[key]} | {report['metrics'][key]:.4g} |" in text.split("real vs real")[1], key
     assert "pip install tinycats" not in text and "github.com" not in text  # no package or site that does not exist
     assert f"{report['data']['n_generated']} generated images" in text and f"{report['data']['n_real']} real test images" in text

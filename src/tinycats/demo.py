@@ -120,11 +120,18 @@ def _reusable_state(ckpt_dir: Path, cfg: RunConfig) -> dict | None:
     return state if (saved.model, saved.train) == (cfg.model, asked) else None
 
 
+def pr(m: dict[str, Any], suffix: str) -> str:
+    """"precision / recall" of the report's classifier figures with this suffix."""
+    return f"{m['classifier_precision' + suffix]:.3f} / {m['classifier_recall' + suffix]:.3f}"
+
+
 def _summary(cfg: RunConfig, model, ema_file: Path, overview: Path, report: dict[str, Any], timings: dict[str, float]) -> str:
     s, m = model.sample_config, report["metrics"]
     rows = "\n".join(f"| {name} | {seconds:.0f} s |" for name, seconds in timings.items())
+    sharp = report["sharpness_per_breed"]
     breeds = "\n".join(
-        f"| {b['breed']} | {b['accuracy_generated']:.0%} | {b['accuracy_real']:.0%} |" for b in report["per_breed"] or []
+        f"| {b['breed']} | {b['accuracy_generated']:.0%} | {b['accuracy_real']:.0%} | {sharp[b['breed']]:.2f} |"
+        for b in report["per_breed"] or []
     )
     loss_plot = report["pictures"].get("loss")
     loss_line = f"\n![training loss]({loss_plot})\n" if loss_plot else ""
@@ -150,9 +157,12 @@ Judged by a small CNN trained on the real toy cats at {JUDGE_SIZE} px (its accur
 | generated images closer to a training image than 95 % of test images are | {m["memorised_fraction"]:.1%} |
 | seam ratio, generated (pixel step across {cfg.model.patch_size} px patch borders / inside) | {m["seam_ratio"]:.3g} |
 | seam ratio, real test images (what no grid looks like) | {m["real_seam_ratio"]:.3g} |
+| precision / recall on the judge's features, generated vs real test (k = 3) | {pr(m, "")} |
+| precision / recall, real train vs real test (the reference) | {pr(m, "_train_vs_test")} |
+| sharpness: high-frequency energy, generated / real (1 = as sharp as real) | {m["sharpness_ratio"]:.3g} |
 
-| breed | accuracy, generated | accuracy, real |
-|---|---|---|
+| breed | accuracy, generated | accuracy, real | sharpness, generated / real |
+|---|---|---|---|
 {breeds}
 {loss_line}
 Full report: `evaluation_report.md` / `evaluation_report.json`.

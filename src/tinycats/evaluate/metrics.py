@@ -192,6 +192,20 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return max(float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_sqrt), 0.0)
 
 
+def feature_precision_recall(generated: torch.Tensor, real: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """Precision and recall (Kynkäänniemi et al. 2019, k-NN manifolds) of two feature sets, by
+    torch-fidelity's own function: precision = share of generated samples inside the real
+    manifold, recall = share of real samples inside the generated one. A generator that draws one
+    pose per breed keeps its precision and loses recall."""
+    try:
+        from torch_fidelity.metric_prc import prc_features_to_metric
+    except ImportError as exc:
+        raise UsageError("precision/recall need torch-fidelity, which is not installed: pip install 'tinycats[eval]'") from exc
+    settings = {"prc_neighborhood": k, "prc_batch_size": 10000, "save_cpu_ram": False, "verbose": False}
+    out = prc_features_to_metric(generated.float(), real.float(), **settings)  # torch-fidelity: generated first
+    return out["precision"], out["recall"]
+
+
 def feature_frechet_distance(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
     """Fréchet distance between two feature sets, e.g. a classifier's features of real and
     generated images."""

@@ -27,7 +27,7 @@ SECTIONS = ("checkpoint", "model_config", "data", "metrics")
 # Which way is better, for the change against a baseline. Others (std, reference values, the
 # memorised fraction, whose ideal is the test set's own fraction) have no direction.
 LOWER_IS_BETTER = ("fid", "kid_mean", "fd_classifier", "seam_ratio")
-HIGHER_IS_BETTER = ("is_mean", "precision", "recall", "breed_accuracy")
+HIGHER_IS_BETTER = ("is_mean", "precision", "recall", "breed_accuracy", "classifier_precision", "classifier_recall")
 LABELS = {
     "fid": "FID (Inception)",
     "kid_mean": "KID mean",
@@ -43,6 +43,11 @@ LABELS = {
     "memorised_fraction": "generated samples nearer to train than the test 5th percentile",
     "seam_ratio": "seam ratio of generated images (pixel step across patch borders / inside; 1 = no grid)",
     "real_seam_ratio": "seam ratio of the real images, at the same patch grid",
+    "classifier_precision": "precision (breed classifier's features, k=3)",
+    "classifier_recall": "recall (breed classifier's features, k=3)",
+    "classifier_precision_train_vs_test": "precision reference: real train vs real test (classifier's features)",
+    "classifier_recall_train_vs_test": "recall reference: real train vs real test (classifier's features)",
+    "sharpness_ratio": "sharpness: high-frequency energy of generated / real images (1 = as sharp as real)",
 }
 
 
@@ -217,15 +222,17 @@ def markdown(report: dict[str, Any]) -> str:
             "",
         ]
     if report.get("per_breed"):
+        sharp = report.get("sharpness_per_breed") or {}
         lines += [
             "## Per breed",
             "",
-            "| breed | generated | accuracy | real | classifier accuracy on real |",
-            "|---|---|---|---|---|",
+            "| breed | generated | accuracy | real | classifier accuracy on real | sharpness (generated / real) |",
+            "|---|---|---|---|---|---|",
         ]
         for r in report["per_breed"]:
             generated, real = _fmt(r["accuracy_generated"]), _fmt(r["accuracy_real"])
-            lines.append(f"| {r['breed']} | {r['n_generated']} | {generated} | {r['n_real']} | {real} |")
+            row = f"| {r['breed']} | {r['n_generated']} | {generated} | {r['n_real']} | {real} | {_fmt(sharp.get(r['breed']))} |"
+            lines.append(row)
         lines.append("")
     mem = report.get("memorisation")
     if mem:

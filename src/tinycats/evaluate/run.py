@@ -28,14 +28,17 @@ from tinycats.checkpoint import sha256
 from tinycats.core.sampling import sample
 from tinycats.errors import UsageError
 from tinycats.evaluate import classifier as classifier_lib
-from tinycats.evaluate import memorization, metrics, report
+from tinycats.evaluate import memorization, metrics, report, sharpness
 from tinycats.evaluate.samples import ImageSet, overview_grid, read_folder, read_generated, write_generated
 from tinycats.evaluate.seams import seam_score
 from tinycats.generator import load_generator
 from tinycats.runtime import pick_device
 
 CLASSIFIER_METRICS = ("breed_accuracy",)
-CLASSIFIER_KEYS = ("breed_accuracy", "real_breed_accuracy", "fd_classifier", "fd_classifier_train_vs_test", "memorised_fraction")
+CLASSIFIER_KEYS = (
+    "breed_accuracy", "real_breed_accuracy", "fd_classifier", "fd_classifier_train_vs_test", "memorised_fraction",
+    "classifier_precision", "classifier_recall", "classifier_precision_train_vs_test", "classifier_recall_train_vs_test",
+)  # fmt: skip
 ALL_METRICS = (*metrics.INCEPTION_METRICS, *CLASSIFIER_METRICS)
 
 
@@ -79,7 +82,8 @@ class EvalSettings:
 METRIC_KEYS = (
     "fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall",
     "fd_classifier", "fd_classifier_train_vs_test", "breed_accuracy", "real_breed_accuracy", "memorised_fraction",
-    "seam_ratio", "real_seam_ratio",
+    "classifier_precision", "classifier_recall", "classifier_precision_train_vs_test", "classifier_recall_train_vs_test",
+    "seam_ratio", "real_seam_ratio", "sharpness_ratio",
 )  # fmt: skip
 _INCEPTION_KEYS = {"fid": ("fid",), "kid": ("kid_mean", "kid_std"), "is": ("is_mean", "is_std"), "prc": ("precision", "recall")}
 
@@ -158,6 +162,8 @@ def evaluate(s: EvalSettings) -> dict[str, Any]:
     stem.parent.mkdir(parents=True, exist_ok=True)  # only now: a refused evaluation leaves no empty folder
 
     _seams(fake, real, model.config.patch_size, found)
+    found.values["sharpness_ratio"] = sharpness.sharpness_ratio(fake.images, real.images)
+    sharpness_per_breed = sharpness.per_class(fake.images, fake.labels, real.images, real.labels, names)
     clock = time.perf_counter()
     inception = _inception(s, wanted, weights, fake, real, device, found) if weights else None
     timings["inception_metrics"] = time.perf_counter() - clock
@@ -196,6 +202,7 @@ def evaluate(s: EvalSettings) -> dict[str, Any]:
         "inception": inception,
         "classifier": judged.classifier if judged else None,
         "per_breed": judged.per_breed if judged else None,
+        "sharpness_per_breed": sharpness_per_breed,
         "memorisation": judged.memorisation if judged else None,
         "pictures": pictures,
         "notes": found.notes,
@@ -268,6 +275,7 @@ def _training_images(s: EvalSettings, real_root: Path, names: list[str], size: i
     split's sibling train/. None, with the reason, when there is none to use."""
     root = Path(s.train_dir) if s.train_dir else real_root.parent / "train"
     needs = ("memorised_fraction", "fd_classifier_train_vs_test")
+    needs += ("classifier_precision_train_vs_test", "classifier_recall_train_vs_test")
     if not root.is_dir():
         found.skip(needs, f"no training images at {root} (pass --train-dir)")
     elif root.resolve() == real_root.resolve():
@@ -294,7 +302,8 @@ def _judge(
     found: Findings,
     stem: Path,
 ) -> Judgement:
-    """Everything the breed classifier measures: breed accuracy, FD-classifier, memorisation."""
+    """Everything the breed classifier measures: breed accuracy, FD-classifier, precision/recall on
+    its features, memorisation; the real-vs-real references where the training images are known."""
     names = fake.names
     to_clf = torch.tensor([clf.class_names.index(n) for n in names])
     fake_y, real_y = to_clf[fake.labels], to_clf[real.labels]
@@ -314,6 +323,7 @@ def _judge(
     ]
     fake_f, real_f = clf.features(fake.images), clf.features(real.images)
     found.values["fd_classifier"] = metrics.feature_frechet_distance(real_f, fake_f)
+    found.values["classifier_precision"], found.values["classifier_recall"] = metrics.feature_precision_recall(fake_f, real_f)
     info = {"path": str(s.classifier), "backbone": clf.backbone, "image_size": clf.image_size, "test_accuracy": clf.test_accuracy}
     judged = Judgement({**info, "trained": clf.info}, per_breed)
     if train is None:
@@ -322,6 +332,8 @@ def _judge(
     # As many training images as generated ones, so that both FDs carry the same small-sample bias.
     pick = torch.from_numpy(np.random.default_rng(s.seed).permutation(len(train_f))[: len(fake_f)])
     found.values["fd_classifier_train_vs_test"] = metrics.feature_frechet_distance(real_f, train_f[pick])
+    reference = metrics.feature_precision_recall(train_f[pick], real_f)  # real train images in the generated role
+    found.values["classifier_precision_train_vs_test"], found.values["classifier_recall_train_vs_test"] = reference
     mem = memorization.check(fake_f, real_f, train_f)
     found.values["memorised_fraction"] = mem["fraction_generated_below"]
     pairs = memorization.closest_pairs(mem)

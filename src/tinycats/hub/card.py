@@ -17,7 +17,10 @@ LICENSE = "mit"
 TAGS = ["tinycats", "diffusion", "flow-matching", "class-conditional", "image-generation", "cats", "onnx"]
 # What the report measures of real images alone (real vs real): the yardsticks the card names in its
 # text. Every other figure of the report is about the model and goes into the model-index.
-REFERENCE_METRICS = ("fd_classifier_train_vs_test", "real_breed_accuracy", "real_seam_ratio")
+REFERENCE_METRICS = (
+    "fd_classifier_train_vs_test", "real_breed_accuracy", "real_seam_ratio",
+    "classifier_precision_train_vs_test", "classifier_recall_train_vs_test",
+)  # fmt: skip
 PLACEHOLDER_REPO = "OWNER/REPO"
 
 
