@@ -38,11 +38,11 @@ class Choice:
 
 
 def cpu_bf16_units() -> str | None:
-    """The bf16 matrix instructions this CPU has ("AMX", "AVX-512 BF16") or None."""
-    if torch.cpu._is_amx_tile_supported():
-        return "AMX"
-    if torch.cpu._is_avx512_bf16_supported():
-        return "AVX-512 BF16"
+    """The bf16 matrix instructions this CPU has ("AMX", "AVX-512 BF16") or None. PyTorch's own
+    checks (private, so a release without one counts as not having the instructions)."""
+    for units, check in (("AMX", "_is_amx_tile_supported"), ("AVX-512 BF16", "_is_avx512_bf16_supported")):
+        if getattr(torch.cpu, check, lambda: False)():
+            return units
     return None
 
 
