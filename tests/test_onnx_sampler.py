@@ -67,6 +67,21 @@ def test_same_seed_gives_the_pytorch_images(files, settings):
     assert np.abs(expected[1] - expected[3]).mean() > 0.01  # the label changes the picture
 
 
+def test_a_time_shift_reaches_both_samplers_the_same_way(tmp_path):
+    """The sidecar carries the model's time_shift and the ONNX-only sampler walks the same shifted
+    grid as the PyTorch one; the shift really moves the picture."""
+    shifted = make_checkpoint(tmp_path / "shifted" / "dit_step_7_ema.pt", time_shift=2.5)
+    exported = export_onnx(shifted, tmp_path / "shifted" / "generator.onnx").onnx
+    assert onnx_sampler.load(exported).time_shift == 2.5
+    settings, labels = SampleConfig(sampler="heun", steps=4, cfg_scale=2.0), [0, 7, 12]
+    expected = sample(tinycats.load_generator(shifted, device="cpu"), labels, settings, seed=3).numpy()
+    got = onnx_sampler.sample(onnx_sampler.load(exported), labels, settings, seed=3)
+    assert np.abs(got - expected).max() <= 1e-4
+    plain = make_checkpoint(tmp_path / "plain" / "dit_step_7_ema.pt")  # the same weights (seed 0), no shift
+    unshifted = sample(tinycats.load_generator(plain, device="cpu"), labels, settings, seed=3).numpy()
+    assert np.abs(unshifted - expected).mean() > 0.01
+
+
 def torch_velocity(model, x, t, labels):
     """The velocity of an x-prediction model, computed here, not by tinycats.flow."""
     out = model(x, t, labels)

@@ -30,7 +30,7 @@ from tinycats.pictures import to_uint8
 from tinycats.training.loop import train
 from tinycats.web import PAGE_DIR, make_server, serve_in_background
 
-from conftest import tiny_config
+from conftest import make_checkpoint, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -43,6 +43,7 @@ if not READY and not os.environ.get("CI"):
     pytest.skip("needs chromium, web/node_modules and web/dist: `make test` installs and builds them", allow_module_level=True)
 
 REPO, REV = "tinycats-test/toy", "0123abcd"
+SHIFTED = "tinycats-test/shifted"  # a time-shifted model (ModelConfig.time_shift = 2)
 
 
 class HubHandler(SimpleHTTPRequestHandler):
@@ -82,6 +83,11 @@ def site(tmp_path_factory) -> SimpleNamespace:
     exported = export_onnx(result.ema_checkpoint, root / "export" / "generator.onnx", quantize=True)
     good = root / "hub"
     stage(StageInputs(result.ema_checkpoint, exported.onnx), good)
+    # A time-shifted model whose every weight is random (four training steps leave the output
+    # nearly independent of t, which would hide a wrong time grid): fp32 only.
+    shifted_ckpt = make_checkpoint(root / "shifted-ck" / "dit_step_7_ema.pt", time_shift=2.0)
+    shifted = root / "shifted"
+    stage(StageInputs(shifted_ckpt, export_onnx(shifted_ckpt, root / "shifted-export" / "generator.onnx").onnx), shifted)
     bad_hash, missing = root / "bad-hash", root / "missing"
     shutil.copytree(good, bad_hash)
     sidecar = json.loads((bad_hash / layout.SIDECAR).read_text())
@@ -90,13 +96,13 @@ def site(tmp_path_factory) -> SimpleNamespace:
     shutil.copytree(good, missing)
     (missing / layout.ONNX["fp32"]).unlink()
     seen: list[str] = []
-    folders = {REPO: good, "tinycats-test/bad-hash": bad_hash, "tinycats-test/missing": missing}
+    folders = {REPO: good, "tinycats-test/bad-hash": bad_hash, "tinycats-test/missing": missing, SHIFTED: shifted}
     hub = ThreadingHTTPServer(("127.0.0.1", 0), partial(HubHandler, folders=folders, seen=seen))
     serve_in_background(hub)
     page = make_server(str(good), port=0)
     serve_in_background(page)
     yield SimpleNamespace(
-        folder=good, seen=seen, page=f"http://127.0.0.1:{page.server_address[1]}/",
+        folder=good, shifted=shifted, seen=seen, page=f"http://127.0.0.1:{page.server_address[1]}/",
         hub=lambda repo=REPO: f"http://127.0.0.1:{hub.server_address[1]}/{repo}/resolve/{REV}/",
     )  # fmt: skip
     hub.shutdown()
@@ -114,8 +120,13 @@ def page_url(site, **params: object) -> str:
     return site.page + "?" + urlencode({"generate": 1, **params})
 
 
-def python_image(folder: Path, precision: str, breed: int, seed: int, steps: int, sampler: str, cfg: float) -> np.ndarray:
+def python_image(
+    folder: Path, precision: str, breed: int, seed: int, steps: int, sampler: str, cfg: float, shift: float | None = None
+) -> np.ndarray:
+    """The Python ONNX sampler's image; `shift` replaces the sidecar's time shift."""
     generator = onnx_sampler.load(folder / layout.ONNX[precision])
+    if shift is not None:
+        generator.metadata["time_shift"] = shift
     settings = SampleConfig(
         sampler=sampler, steps=steps, cfg_scale=cfg, guidance_interval=generator.sample_config.guidance_interval
     )
@@ -133,6 +144,7 @@ def runs(site):
     urls = {
         "fp32": page_url(site, model=site.hub(), precision="fp32", **settings),
         "int8": page_url(site, model=site.hub(), precision="int8", **settings),
+        "shifted": page_url(site, model=site.hub(SHIFTED), precision="fp32", **settings),
         "again": page_url(site, model=site.hub(), precision="fp32", **settings),
         "local": site.page + "?generate=1&seed=1",  # the default model: the folder `tinycats web --model` serves
         "bad_hash": page_url(site, model=site.hub("tinycats-test/bad-hash")),
@@ -150,6 +162,17 @@ def test_fp32_in_the_browser_is_the_python_onnx_image(site, runs):
     got = canvas_rgb(r)
     assert got.shape == expected.shape == (16, 16, 3)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
+
+
+def test_a_time_shifted_model_walks_the_same_grid_in_the_browser(site, runs):
+    results, s = runs
+    r = results["shifted"]
+    assert r["state"] == "done", r["message"]
+    got = canvas_rgb(r)
+    expected = python_image(site.shifted, "fp32", 10, s["seed"], s["steps"], s["sampler"], s["cfg"])
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
+    unshifted = python_image(site.shifted, "fp32", 10, s["seed"], s["steps"], s["sampler"], s["cfg"], shift=1.0)
+    assert np.abs(got.astype(int) - unshifted.astype(int)).max() > 8  # the page walked the shifted grid
 
 
 def test_int8_in_the_browser_is_the_python_int8_image(site, runs):

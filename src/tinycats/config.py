@@ -64,10 +64,13 @@ class ModelConfig:
     embed_width: int = 32  # inner width of the "bottleneck" embedding
     pixel_features: int = 16  # features per pixel of the "pixel" decoder (K)
     activation: str = "gelu-tanh"  # the MLP's; a checkpoint without the field means DiT's "gelu-tanh"
+    time_shift: float = 1.0  # SD3's α for training times and sampling grids (core/solvers.py); 1 = none
 
     def __post_init__(self) -> None:
         sizes = ("image_size", "patch_size", "hidden_size", "depth", "num_heads", "embed_width", "pixel_features")
         small = [name for name in sizes if getattr(self, name) < 1]
+        if not self.time_shift > 0:
+            raise ConfigError(f"invalid model setting time_shift={self.time_shift!r}: it must be > 0 (1 = no shift)")
         if small or not self.class_names:
             raise ConfigError(f"invalid model setting {small[0] if small else 'class_names'}: it must be >= 1")
         for name, allowed in (("embed", EMBEDS), ("decoder", DECODERS), ("activation", ACTIVATIONS)):

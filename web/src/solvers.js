@@ -6,8 +6,15 @@
 
 const f = Math.fround;
 
-export function timeGrid(steps) {
-  return Array.from({ length: steps + 1 }, (_, i) => i / steps);
+/** src/tinycats/core/solvers.py's shift_time, in the same order of float64 operations. */
+export function shiftTime(t, shift) {
+  if (shift === 1) return t;
+  const sigma = 1 - t;
+  return 1 - (shift * sigma) / (1 + (shift - 1) * sigma);
+}
+
+export function timeGrid(steps, shift = 1) {
+  return Array.from({ length: steps + 1 }, (_, i) => shiftTime(i / steps, shift));
 }
 
 /** Network calls per image (per guided batch) of a sampler. */
@@ -31,11 +38,11 @@ function add(a, b) {
 }
 
 /**
- * Integrate dx/dt = velocity(x, t). `velocity` is async (one network call); `onStep(x, t)`
- * runs after each step and may throw to cancel.
+ * Integrate dx/dt = velocity(x, t) over the (shifted) time grid. `velocity` is async (one network
+ * call); `onStep(x, t)` runs after each step and may throw to cancel.
  */
-export async function integrate(sampler, velocity, x, steps, onStep) {
-  const grid = timeGrid(steps);
+export async function integrate(sampler, velocity, x, steps, onStep, shift = 1) {
+  const grid = timeGrid(steps, shift);
   for (let i = 0; i < steps; i++) {
     const [t0, t1] = [grid[i], grid[i + 1]];
     const v0 = await velocity(x, t0);

@@ -95,7 +95,7 @@ async function generate({ id, labels, seed, steps, sampler, cfg, interval, previ
       const estimate = current.map((value, k) => value + (1 - t) * v[k]);
       postMessage({ type: "preview", id, images: estimate });
     }
-  });
+  }, meta.time_shift ?? 1); // a sidecar from before the setting: no shift
   postMessage({ type: "done", id, images: x }, [x.buffer]);
 }
 

@@ -10,7 +10,9 @@ Denoising Generative Models Denoise": a clean image lies on a low-dimensional ma
 not, so a small network has less to represent) or v directly (DiT/SiT style). Whatever it predicts,
 the loss is taken on the velocity, v_hat = (x_hat - x_t) / max(1 - t, t_eps), so the two targets
 are compared under the same objective. Training times are logit-normal (SD3, Esser et al. 2024)
-by default, which spends steps in the middle of the path where the task is hardest.
+by default, which spends steps in the middle of the path where the task is hardest. A model's
+`time_shift` (ModelConfig) moves training times and every sampler's time grid toward the noise by
+one formula (solvers.shift_time), for resolutions whose tokens carry more signal.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from tinycats.config import TIME_SAMPLINGS, ModelConfig
+from tinycats.core.solvers import shift_time
 from tinycats.errors import ConfigError
 
 
@@ -48,14 +51,20 @@ def velocity(
     return to_velocity(out, x_t.float(), t.float(), config or model.config)
 
 
-def sample_time(n: int, kind: str, generator: torch.Generator, mean: float = -0.8, std: float = 0.8) -> torch.Tensor:
-    """Training times on the generator's device: "logit-normal" = sigmoid(N(mean, std)), or "uniform"."""
+def sample_time(
+    n: int, kind: str, generator: torch.Generator, mean: float = -0.8, std: float = 0.8, shift: float = 1.0
+) -> torch.Tensor:
+    """Training times on the generator's device: "logit-normal" = sigmoid(N(mean, std)), or
+    "uniform"; then moved toward the noise by the model's time shift (solvers.shift_time), the
+    same map the samplers apply to their time grid."""
     device = generator.device
     if kind == "uniform":
-        return torch.rand(n, generator=generator, device=device)
-    if kind == "logit-normal":
-        return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
-    raise ConfigError(f"unknown time sampling {kind!r}; use one of {', '.join(TIME_SAMPLINGS)}")
+        t = torch.rand(n, generator=generator, device=device)
+    elif kind == "logit-normal":
+        t = torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
+    else:
+        raise ConfigError(f"unknown time sampling {kind!r}; use one of {', '.join(TIME_SAMPLINGS)}")
+    return shift_time(t, shift)
 
 
 def loss(

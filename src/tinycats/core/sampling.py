@@ -83,5 +83,5 @@ def sample(
         y = torch.tensor(labels[start : start + batch_size], device=device, dtype=torch.long)
         fn = velocity_fn(model, y, settings.cfg_scale, settings.guidance_interval)
         with amp:
-            out.append(solver(fn, x, settings.steps).float().clamp(-1, 1).cpu())
+            out.append(solver(fn, x, settings.steps, cfg.time_shift).float().clamp(-1, 1).cpu())
     return torch.cat(out) if out else torch.empty(0, *shape)

@@ -81,6 +81,7 @@ def metadata(model: TinyDiT, checkpoint: str | Path, opset: int, quantization: s
         "prediction": cfg.prediction,
         "output": "velocity",
         "time_convention": TIME_CONVENTION,
+        "time_shift": cfg.time_shift,
         "guidance": GUIDANCE,
         "recommended_sampler": rec.sampler,
         "recommended_steps": rec.steps,

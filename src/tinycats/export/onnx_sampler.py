@@ -53,6 +53,11 @@ class OnnxGenerator:
         return int(self.metadata["channels"]), size, size
 
     @property
+    def time_shift(self) -> float:
+        """The model's time shift; a sidecar written before the setting existed means none."""
+        return float(self.metadata.get("time_shift", 1.0))
+
+    @property
     def sample_config(self) -> SampleConfig:
         """The sampler the checkpoint recommended when it was exported."""
         m = self.metadata
@@ -141,5 +146,5 @@ def sample(
         x = initial_noise(seed, indices[start : start + batch_size], generator.image_shape)
         y = np.asarray(labels[start : start + batch_size], dtype=np.int64)
         fn = velocity_fn(generator, y, settings.cfg_scale, settings.guidance_interval)
-        out.append(np.clip(solver(fn, x, settings.steps), -1, 1))
+        out.append(np.clip(solver(fn, x, settings.steps, generator.time_shift), -1, 1))
     return np.concatenate(out) if out else np.empty((0, *generator.image_shape), dtype=np.float32)

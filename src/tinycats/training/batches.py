@@ -32,7 +32,7 @@ class Batches:
         g = generator(tc.seed, STREAMS["batch"], position)
         params = augment.draw_params(tc.augmentation_level, n, g)
         dropped = (torch.rand(n, generator=g) < tc.label_dropout)[self.part].to(self.device)
-        t = flow.sample_time(n, tc.time_sampling, g, tc.logit_mean, tc.logit_std)[self.part].to(self.device)
+        t = flow.sample_time(n, tc.time_sampling, g, tc.logit_mean, tc.logit_std, mc.time_shift)[self.part].to(self.device)
         shape = (n, mc.in_channels, mc.image_size, mc.image_size)
         g_noise = generator(tc.seed, STREAMS["noise"], position, device=self.device)
         noise = torch.randn(shape, generator=g_noise, device=self.device)[self.part]
