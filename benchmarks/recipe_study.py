@@ -55,11 +55,14 @@ VARIANTS = {
     "x-logit-convembed-pixel": {"prediction": "x", "time_sampling": "logit-normal", "embed": "conv", "decoder": "pixel"},
     "x-logit-pixel8": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel", "pixel_features": 8},
     "x-logit-bottleneck": {"prediction": "x", "time_sampling": "logit-normal", "embed": "bottleneck"},
+    # The resolution time shift (core/solvers.shift_time): alpha = sqrt(pixels / 32 px's) at 64 tokens, 4 at 128 px.
+    "x-logit-conv-shift2": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "time_shift": 2.0},
+    "x-logit-conv-shift4": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "time_shift": 4.0},
     # The precision study (training/precision.py): the demo's own network both ways, compiled as the demo trains.
     "demo-fp32": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "fp32", "compile": True},
     "demo-bf16": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16", "compile": True},
 }
-MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features")
+MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features", "time_shift")
 TRAIN_KEYS = ("steps", "precision", "compile")
 # What a variant does not name is DiT's, whatever the cpu-demo preset now uses, so a variant means
 # the same network in every study (cpu-demo switched to the conv decoder after these were defined).
