@@ -120,7 +120,7 @@ def _reusable_state(ckpt_dir: Path, cfg: RunConfig) -> dict | None:
     return state if (saved.model, saved.train) == (cfg.model, asked) else None
 
 
-def pr(m: dict[str, Any], suffix: str) -> str:
+def _pr(m: dict[str, Any], suffix: str) -> str:
     """"precision / recall" of the report's classifier figures with this suffix."""
     return f"{m['classifier_precision' + suffix]:.3f} / {m['classifier_recall' + suffix]:.3f}"
 
@@ -157,8 +157,8 @@ Judged by a small CNN trained on the real toy cats at {JUDGE_SIZE} px (its accur
 | generated images closer to a training image than 95 % of test images are | {m["memorised_fraction"]:.1%} |
 | seam ratio, generated (pixel step across {cfg.model.patch_size} px patch borders / inside) | {m["seam_ratio"]:.3g} |
 | seam ratio, real test images (what no grid looks like) | {m["real_seam_ratio"]:.3g} |
-| precision / recall on the judge's features, generated vs real test (k = 3) | {pr(m, "")} |
-| precision / recall, real train vs real test (the reference) | {pr(m, "_train_vs_test")} |
+| precision / recall on the judge's features, generated vs real test (k = 3) | {_pr(m, "")} |
+| precision / recall, real train vs real test (the reference) | {_pr(m, "_train_vs_test")} |
 | sharpness: high-frequency energy, generated / real (1 = as sharp as real) | {m["sharpness_ratio"]:.3g} |
 
 | breed | accuracy, generated | accuracy, real | sharpness, generated / real |
