@@ -28,6 +28,15 @@ def make_folder(root: Path, per_class: int = 6, size: int = 20, seed: int = 0) -
     return root
 
 
+@pytest.fixture(autouse=True)
+def machine_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets a cache folder of its own (what the precision probe keeps, downloads), and
+    the processes it starts share it, as runs on one machine do."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_folder(tmp_path / "data")

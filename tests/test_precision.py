@@ -121,7 +121,7 @@ def test_a_bf16_run_records_its_precision_and_resumes_bitwise(image_folder, tmp_
     state = checkpoint.load(checkpoint.train_path(tmp_path / "a", 3))
     assert state["config"]["train"]["precision"] == "bf16"
     log = (tmp_path / "log_a" / "training.log").read_text()
-    assert "bf16 (auto: a step measured 2.00x as fast in bf16 as in fp32 on this CPU (AMX))" in log
+    assert "bf16 (auto: a step measured now ran 2.00x as fast in bf16 as in fp32 on this CPU (AMX))" in log
     monkeypatch.setattr(precision, "probe", lambda trial, repeats: (1.0, 2.0))  # the resume does not probe again
     train(
         tiny_config(steps=6, checkpoint_interval=3),
@@ -152,7 +152,7 @@ def test_the_demo_path_bf16_and_compiled_resumes_bitwise(image_folder, tmp_path,
     cfg = tiny_config(steps=4, checkpoint_interval=2, compile=True)
     train(cfg, image_folder, tmp_path / "a", tmp_path / "log_a", progress=False)
     assert (
-        "bf16 (auto: a step measured 2.00x as fast in bf16 as in fp32 on this CPU (AMX)), compiled"
+        "bf16 (auto: a step measured now ran 2.00x as fast in bf16 as in fp32 on this CPU (AMX)), compiled"
         in (tmp_path / "log_a" / "training.log").read_text()
     )
     state = checkpoint.load(checkpoint.train_path(tmp_path / "a", 2))
@@ -172,3 +172,33 @@ def test_compiling_on_a_cpu_without_a_cxx_compiler_is_one_clear_error_before_any
     with pytest.raises(UsageError, match=r"needs a C\+\+ compiler.*--no-compile"):
         train(tiny_config(compile=True), image_folder, tmp_path / "ck", tmp_path / "out", progress=False)
     assert not (tmp_path / "ck").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_probe_result_is_kept_per_machine_and_network_so_a_rerun_decides_alike(monkeypatch, machine_cache):
+    """A run started again (killed before its first checkpoint, or a second seed) must compute as
+    the first did, even where the probe's timings sit either side of the threshold."""
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: "AMX")
+    timings = iter([(2.0, 1.0), (1.0, 2.0), (1.0, 2.0)])  # the probe would flip after its first run
+    monkeypatch.setattr(precision, "probe", lambda trial, repeats: next(timings))
+    presets = ("tinydit-test", "tinydit-xs")
+    small, wide = (precision.probe_facts(load_config(None, {"model": {"preset": p}}).model, 8) for p in presets)
+    first = precision.choose(CPU, "auto", print, network=small)
+    again = precision.choose(CPU, "auto", print, network=small)
+    assert first.precision == again.precision == "bf16"
+    assert "measured now" in first.reason and "measured by an earlier run on this machine" in again.reason
+    assert "2.00x" in again.reason
+    assert precision.choose(CPU, "auto", print, network=wide).precision == "fp32"  # another network: probed anew
+    kept = json.loads((machine_cache / "tinycats" / "precision.json").read_text())
+    assert sorted(kept.values()) == [0.5, 2.0]
+
+
+def test_an_unreadable_kept_file_means_probing_again_and_is_replaced(monkeypatch, machine_cache):
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: "AMX")
+    monkeypatch.setattr(precision, "probe", lambda trial, repeats: (3.0, 1.0))
+    path = machine_cache / "tinycats" / "precision.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"truncated": ')
+    chosen = precision.choose(CPU, "auto", print, network={"rows": 4})
+    assert chosen.precision == "bf16" and "measured now" in chosen.reason
+    assert list(json.loads(path.read_text()).values()) == [3.0]
+    assert not [p for p in path.parent.iterdir() if p.name != "precision.json"]  # no temp file left

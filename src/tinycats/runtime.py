@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
+from pathlib import Path
 from types import FrameType, TracebackType
 
 import torch
 
 from tinycats.errors import UsageError
+
+
+def cache_dir() -> Path:
+    """Where tinycats keeps what it fetched or measured on this machine ($XDG_CACHE_HOME/tinycats,
+    by default ~/.cache/tinycats): deleting it loses nothing that cannot be fetched or measured again."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinycats"
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:

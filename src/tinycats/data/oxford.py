@@ -40,6 +40,7 @@ from tinycats.breeds import CAT_BREEDS, CLASS_NAMES, OTHER
 from tinycats.data.archive import read_members
 from tinycats.data.source import OXFORD_MANIFEST
 from tinycats.errors import DataError, DownloadError, Unreachable
+from tinycats.runtime import cache_dir
 
 HOME_PAGE = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
 # file name -> (url, md5): "images.tar.gz" and "annotations.tar.gz", as torchvision lists them.
@@ -67,7 +68,7 @@ class Prepared:
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinycats" / "oxford-iiit-pet"
+    return cache_dir() / "oxford-iiit-pet"
 
 
 def download(

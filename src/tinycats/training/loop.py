@@ -188,7 +188,8 @@ def _train(
         checkpoint.set_rng_state(resume["rng"])
     # Resolved once, before DDP or compile wrap the network; a resumed run's settings already name it.
     rows = tc.batch_size // ctx.world_size
-    chosen = precision.choose(device, tc.precision, precision.trial(model, cfg.model, rows, device), ctx, resume)
+    trial = precision.trial(model, cfg.model, rows, device)
+    chosen = precision.choose(device, tc.precision, trial, ctx, resume, network=precision.probe_facts(cfg.model, rows))
     tc.precision = chosen.precision  # what the log and every checkpoint record
     net: torch.nn.Module = model
     if ctx.enabled:

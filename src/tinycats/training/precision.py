@@ -8,6 +8,12 @@ steps: without bf16 instructions (AVX-512 BF16 or AMX) it is fp32 at once; with 
 probe times the run's own network, forward and backward, in both precisions and keeps bf16 only
 where it is clearly faster. Under torchrun the processes average their timings, so they agree.
 
+A probe's timing is noisy where the two precisions are close, and a rerun that chose differently
+would compute different numbers: a run killed before its first checkpoint and started again would
+not match the one that was not killed. So the measured speed-up is kept per machine and network
+(cache_dir()/precision.json, keyed by CPU, torch, threads, probe rows and network shape) and reused
+by every later run there; delete the file to measure again.
+
 The answer is written into the run's settings (train.precision), so the log and every checkpoint
 name what ran, and a resume computes in the same precision without probing again: exact resume
 holds per machine. Runs on other processors may pick differently and then differ in their numbers.
@@ -15,15 +21,20 @@ holds per machine. Runs on other processors may pick differently and then differ
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
 from tinycats.config import ModelConfig
 from tinycats.core import flow
-from tinycats.runtime import autocast
+from tinycats.runtime import autocast, cache_dir
 from tinycats.training import distributed
 
 # bf16 must beat fp32 by this much: a tie keeps fp32, whose numbers are the same on every CPU.
@@ -53,10 +64,12 @@ def choose(
     ctx: distributed.Context | None = None,
     resume: dict | None = None,
     repeats: int = 3,
+    network: dict | None = None,
 ) -> Choice:
     """Resolve `requested` ("auto", "fp32", "bf16") for training on `device`. `trial(precision)`
-    runs one forward and backward of the run's network in that precision (the probe). Resuming
-    (`resume`: a loaded dit_step_N.pt), "auto" is what the checkpoint's run computed in."""
+    runs one forward and backward of the run's network in that precision (the probe); `network`
+    says what it runs (probe_facts), for the kept results. Resuming (`resume`: a loaded
+    dit_step_N.pt), "auto" is what the checkpoint's run computed in."""
     if requested == "auto" and resume is not None:
         saved = resume["config"]["train"].get("precision", "auto")
         # A checkpoint from before "auto" was resolved at the start says "auto": fp32 on a CPU then.
@@ -68,13 +81,71 @@ def choose(
     units = cpu_bf16_units()
     if units is None:
         return Choice("fp32", "auto: this CPU has no bf16 instructions")
-    fp32, bf16 = probe(trial, repeats)
-    fp32, bf16 = distributed.mean(ctx or distributed.Context(), torch.tensor([fp32, bf16], dtype=torch.float64)).tolist()
-    speedup = fp32 / bf16
-    measured = f"a step measured {speedup:.2f}x as fast in bf16 as in fp32 on this CPU ({units})"
+    ctx = ctx or distributed.Context()
+    key = machine_key(units, network or {})
+    kept = Speedups.load()
+    known = kept.get(key)
+    # Reuse a kept speed-up only when every process has one, so that all of them decide alike.
+    hits, mean_known = distributed.mean(ctx, torch.tensor([known is not None, known or 0.0], dtype=torch.float64)).tolist()
+    if hits == 1:
+        speedup, when = mean_known, "measured by an earlier run on this machine"
+    else:
+        fp32, bf16 = distributed.mean(ctx, torch.tensor(probe(trial, repeats), dtype=torch.float64)).tolist()
+        speedup, when = fp32 / bf16, "measured now"
+        if ctx.local_rank == 0:
+            kept.store(key, speedup)
+    measured = f"a step {when} ran {speedup:.2f}x as fast in bf16 as in fp32 on this CPU ({units})"
     if speedup >= MIN_SPEEDUP:
         return Choice("bf16", f"auto: {measured}")
     return Choice("fp32", f"auto: {measured}, under the {MIN_SPEEDUP}x that bf16 must win by")
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo; elsewhere what platform reports)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_key(units: str, shape: dict) -> str:
+    """What a probe's answer depends on: the processor, torch, the thread count and the network."""
+    facts = {"cpu": cpu_name(), "units": units, "torch": torch.__version__, "threads": torch.get_num_threads(), **shape}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Speedups:
+    """The kept probe results: {key: bf16 speed-up}. A missing or unreadable file is an empty one
+    (the probe runs again); it is replaced atomically, so a reader never sees half of it."""
+
+    def __init__(self, path: Path, table: dict[str, float]) -> None:
+        self.path, self.table = path, table
+
+    @classmethod
+    def load(cls) -> Speedups:
+        path = cache_dir() / "precision.json"
+        try:
+            table = json.loads(path.read_text())
+            table = {str(k): float(v) for k, v in table.items()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            table = {}
+        return cls(path, table)
+
+    def get(self, key: str) -> float | None:
+        return self.table.get(key)
+
+    def store(self, key: str, speedup: float) -> None:
+        self.table[key] = round(speedup, 4)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            temp.write_text(json.dumps(self.table, indent=1, sort_keys=True))
+            os.replace(temp, self.path)
+        except OSError:
+            pass  # a read-only home: the run still trains, the next one probes again
 
 
 def probe(trial: Callable[[str], None], repeats: int) -> tuple[float, float]:
@@ -91,11 +162,21 @@ def probe(trial: Callable[[str], None], repeats: int) -> tuple[float, float]:
     return best["fp32"], best["bf16"]
 
 
+def probe_facts(config: ModelConfig, batch_rows: int) -> dict:
+    """What `trial` runs, for the kept results: the network's shape and the probe's batch."""
+    shape = {k: v for k, v in asdict(config).items() if k not in ("preset", "class_names")}
+    return {**shape, "classes": config.num_classes, "rows": probe_rows(batch_rows)}
+
+
+def probe_rows(batch_rows: int) -> int:
+    return max(1, min(batch_rows, PROBE_ROWS))
+
+
 def trial(model: torch.nn.Module, config: ModelConfig, batch_rows: int, device: torch.device) -> Callable[[str], None]:
     """One forward and backward of `model` on random data of the run's shape (at most PROBE_ROWS
     images), in a given precision: the probe's unit of work. Its draws come from a generator of its
     own and its gradients are dropped, so probing changes nothing the run computes."""
-    rows = max(1, min(batch_rows, PROBE_ROWS))
+    rows = probe_rows(batch_rows)
     g = torch.Generator(device=device).manual_seed(0)
     size = config.image_size
     x = torch.rand(rows, config.in_channels, size, size, device=device, generator=g) * 2 - 1
