@@ -36,7 +36,7 @@ from tinycats.data.folder import build_cache, scan
 from tinycats.data.synth import write_dataset
 from tinycats.demo import JUDGE_SIZE
 from tinycats.evaluate import classifier as clf_lib
-from tinycats.evaluate.metrics import feature_frechet_distance
+from tinycats.evaluate.metrics import feature_frechet_distance, feature_precision_recall
 from tinycats.evaluate.seams import seam_score
 from tinycats.pictures import labelled_grid, to_pil
 from tinycats.training.loop import train
@@ -61,32 +61,62 @@ VARIANTS = {
     # The precision study (training/precision.py): the demo's own network both ways, compiled as the demo trains.
     "demo-fp32": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "fp32", "compile": True},
     "demo-bf16": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16", "compile": True},
-}
-MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features", "time_shift")
-TRAIN_KEYS = ("steps", "precision", "compile")
+    # Optimisation and averaging at the demo's budget: demo-bf16 with one setting changed.
+    "demo-lr2e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16", "compile": True,
+                    "lr": 2e-3},
+    "demo-lr4e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16", "compile": True,
+                    "lr": 4e-3},
+    "demo-beta2-0.95": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
+                        "compile": True, "adam_betas": [0.9, 0.95]},
+    "demo-ema-0.9995": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
+                        "compile": True, "ema_beta": 0.9995},
+    # The block (core/model.py): QK-norm, SwiGLU, both (LightningDiT's and JiT's choices).
+    "demo-qknorm": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
+                    "compile": True, "qk_norm": True},
+    "demo-qknorm-lr4e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
+                           "compile": True, "qk_norm": True, "lr": 4e-3},
+    "demo-qknorm-lr8e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
+                           "compile": True, "qk_norm": True, "lr": 8e-3},
+    "demo-swiglu-lr4e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
+                           "compile": True, "activation": "swiglu", "lr": 4e-3},
+    "demo-swiglu": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
+                    "compile": True, "activation": "swiglu"},
+}  # fmt: skip
+MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features", "time_shift", "qk_norm", "activation")
+TRAIN_KEYS = ("steps", "precision", "compile", "lr", "adam_betas", "ema_beta")
 # What a variant does not name is DiT's, whatever the cpu-demo preset now uses, so a variant means
-# the same network in every study (cpu-demo switched to the conv decoder after these were defined).
+# the same network in every study (cpu-demo switched to the conv decoder after these were defined),
+# and the learning rate these were defined at (cpu-demo's went to 4e-3 after the lr study).
 PATCHES = {"embed": "linear", "decoder": "linear"}
+PINNED_TRAIN = {"lr": 1e-3}
 DEFAULT_SAMPLER = ("euler", 25, 2.0)
 SAMPLERS = [("euler", n, 2.0) for n in (10, 25, 50)] + [("heun", n, 2.0) for n in (5, 13, 25)]
 GUIDANCE = [("euler", 25, s) for s in (1.0, 1.5, 2.0, 3.0, 4.0)]
+# The guidance interval (Kynkäänniemi et al. 2024: no guidance at the noisiest times) with the demo's sampler.
+INTERVALS = [("euler", 10, s, (lo, 1.0)) for s in (2.0, 3.0, 4.0) for lo in (0.0, 0.2, 0.35)]
+FULL = (0.0, 1.0)
 
 
 def judge(model, clf: clf_lib.Classifier, real_features: torch.Tensor, setting: tuple, per_class: int, seed: int) -> dict:
-    sampler, steps, cfg_scale = setting
+    sampler, steps, cfg_scale, interval = unpack(setting)
     labels = [c for c in range(model.config.num_classes) for _ in range(per_class)]
-    images = sample(model, labels, SampleConfig(sampler, steps, cfg_scale), seed=seed, batch_size=128)
+    images = sample(model, labels, SampleConfig(sampler, steps, cfg_scale, interval), seed=seed, batch_size=128)
     acc, _ = clf_lib.accuracy(clf, images, torch.tensor(labels))
-    fd = feature_frechet_distance(clf.features(images), real_features)
-    seams = seam_score(images, model.config.patch_size).ratio
+    features = clf.features(images)
+    precision, recall = feature_precision_recall(features, real_features)
     return {
-        "sampler": sampler,
-        "steps": steps,
-        "cfg_scale": cfg_scale,
         "breed_accuracy": acc,
-        "fd_classifier": fd,
-        "seam_ratio": seams,
+        "fd_classifier": feature_frechet_distance(features, real_features),
+        "classifier_precision": precision,
+        "classifier_recall": recall,
+        "seam_ratio": seam_score(images, model.config.patch_size).ratio,
     }
+
+
+def unpack(setting: tuple) -> tuple[str, int, float, tuple[float, float]]:
+    """(sampler, steps, guidance[, interval]): a setting without an interval guides at every step."""
+    sampler, steps, cfg_scale, *interval = setting
+    return sampler, steps, cfg_scale, tuple(interval[0]) if interval else FULL
 
 
 def write_grid(model, path: Path, per_class: int = 8) -> None:
@@ -136,9 +166,10 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.is_file() else []
 
     def record(kind: str, variant: str, seed: int, setting: tuple, run_dir: Path) -> None:
-        sampler, steps, cfg_scale = setting
+        sampler, steps, cfg_scale, interval = unpack(setting)
         key = {"kind": kind, "variant": variant, "seed": seed, "sampler": sampler, "steps": steps, "cfg_scale": cfg_scale}
-        if any(all(r.get(k) == v for k, v in key.items()) for r in results):
+        key["guidance_interval"] = list(interval)
+        if any(all(r.get(k, list(FULL)) == v for k, v in key.items()) for r in results):  # older rows: no interval
             return
         model = load_generator(next(run_dir.glob("dit_step_*_ema.pt")), device="cpu")
         row = {**key, **judge(model, clf, real_features, setting, args.per_class, seed=1000 + seed)}
@@ -153,7 +184,7 @@ def main() -> None:
             if not (run_dir / "result.json").is_file():
                 v = VARIANTS[variant]
                 named = {k: v[k] for k in MODEL_KEYS if k in v}
-                train_named = {"steps": base.train.steps, **{k: v[k] for k in TRAIN_KEYS if k in v}}
+                train_named = {"steps": base.train.steps, **PINNED_TRAIN, **{k: v[k] for k in TRAIN_KEYS if k in v}}
                 cfg = load_config(
                     "cpu-demo",
                     {
@@ -169,28 +200,30 @@ def main() -> None:
             for setting in (DEFAULT_SAMPLER, ("euler", 25, 1.0)):
                 record("objective", variant, seed, setting, run_dir)
     for seed in args.seeds if args.grid_variant != "none" else []:
-        for setting in SAMPLERS + GUIDANCE:
+        for setting in SAMPLERS + GUIDANCE + INTERVALS:
             record("grid", args.grid_variant, seed, setting, args.out / f"{args.grid_variant}-seed{seed}")
     print_tables(results)
 
 
 def print_tables(results: list[dict]) -> None:
     def summary(rows: list[dict], key: str) -> str:
+        if not all(key in r for r in rows):  # rows from before the figure was measured
+            return "—"
         values = [r[key] for r in rows]
-        mean = statistics.mean(values)
         spread = f" ± {statistics.stdev(values):.3g}" if len(values) > 1 else ""
-        return f"{mean:.3g}{spread}"
+        return f"{statistics.mean(values):.3g}{spread}"
 
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        groups.setdefault((r["kind"], r["variant"], r["sampler"], r["steps"], r["cfg_scale"]), []).append(r)
-    print("\n| kind | variant | sampler | steps | guidance | seeds | breed accuracy | FD-classifier | seam ratio | train s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for (kind, variant, sampler, steps, cfg), rows in sorted(groups.items()):
-        seams = summary(rows, "seam_ratio") if all("seam_ratio" in r for r in rows) else "—"
-        print(f"| {kind} | {variant} | {sampler} | {steps} | {cfg} | {len(rows)} | {summary(rows, 'breed_accuracy')} | "
-              f"{summary(rows, 'fd_classifier')} | {seams} | {summary(rows, 'train_seconds')} |")  # fmt: skip
-
+        interval = tuple(r.get("guidance_interval", FULL))
+        groups.setdefault((r["kind"], r["variant"], r["sampler"], r["steps"], r["cfg_scale"], interval), []).append(r)
+    figures = ("breed_accuracy", "fd_classifier", "classifier_precision", "classifier_recall", "seam_ratio", "train_seconds")
+    print("\n| kind | variant | sampler | steps | guidance | interval | seeds | breed accuracy | FD-classifier | precision | "
+          "recall | seam ratio | train s |")  # fmt: skip
+    print("|---" * 13 + "|")
+    for (kind, variant, sampler, steps, cfg, interval), rows in sorted(groups.items()):
+        cells = " | ".join(summary(rows, key) for key in figures)
+        print(f"| {kind} | {variant} | {sampler} | {steps} | {cfg} | {interval[0]:g}-{interval[1]:g} | {len(rows)} | {cells} |")
 
 if __name__ == "__main__":
     main()

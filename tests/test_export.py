@@ -107,6 +107,7 @@ def reference_velocity(model: TinyDiT, x, t, labels, scale):
         ("x", {"embed": "conv", "decoder": "pixel"}),
         ("x", {"decoder": "conv"}),
         ("x", {"embed": "bottleneck", "decoder": "pixel", "pixel_features": 4}),
+        ("x", {"qk_norm": True, "activation": "swiglu"}),
     ],
 )
 def test_graph_output_is_the_guided_velocity_at_any_batch_size(tmp_path, prediction, patches):

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from tinycats.config import MODEL_PRESETS, ModelConfig
-from tinycats.core.model import Attention, TinyDiT, count_parameters, sincos_pos_embed
+from tinycats.core.model import Attention, TinyDiT, count_parameters, mlp, sincos_pos_embed
 from tinycats.core.patches import patchify, unpatchify
 
 
@@ -61,6 +61,45 @@ def test_fused_attention_equals_the_textbook_formula():
     weights = F.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1)
     expected = attn.proj((weights @ v).transpose(1, 2).reshape(2, 9, 32))
     assert torch.allclose(attn(x), expected, atol=1e-5)
+
+
+def test_qk_norm_attention_is_the_formula_with_rms_normalised_queries_and_keys():
+    torch.manual_seed(0)
+    attn = Attention(32, 4, qk_norm=True)
+    for norm in (attn.q_norm, attn.k_norm):
+        norm.weight.data.uniform_(0.5, 2.0)
+    x = torch.randn(2, 9, 32) * 5
+    q, k, v = attn.qkv(x).reshape(2, 9, 3, 4, 8).permute(2, 0, 3, 1, 4)
+
+    def rms(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return a / a.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt() * weight
+
+    q, k = rms(q, attn.q_norm.weight), rms(k, attn.k_norm.weight)
+    weights = F.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1)
+    expected = attn.proj((weights @ v).transpose(1, 2).reshape(2, 9, 32))
+    assert torch.allclose(attn(x), expected, atol=1e-5)
+    assert not torch.allclose(Attention(32, 4)(x), expected, atol=1e-2)  # the norm changes the result
+
+
+def test_swiglu_is_the_formula_at_the_gelu_mlps_size():
+    torch.manual_seed(0)
+    gelu, swiglu = mlp(96, 4.0, "gelu"), mlp(96, 4.0, "swiglu")
+    assert swiglu.down.in_features == 256  # 2/3 of 384
+    assert abs(count_parameters(swiglu) - count_parameters(gelu)) < 0.01 * count_parameters(gelu)
+    x = torch.randn(5, 96)
+    w, bias = swiglu.gate_up.weight, swiglu.gate_up.bias
+    a, b = x @ w[:256].T + bias[:256], x @ w[256:].T + bias[256:]
+    expected = (a * torch.sigmoid(a) * b) @ swiglu.down.weight.T + swiglu.down.bias
+    assert torch.allclose(swiglu(x), expected, atol=1e-5)
+
+
+def test_the_block_options_add_no_weights_when_off():
+    """Checkpoints from before qk_norm and swiglu hold exactly the weights a model without them has."""
+    plain = TinyDiT(ModelConfig(**MODEL_PRESETS["tinydit-test"]))
+    keys = set(plain.state_dict())
+    assert not any("norm" in k and "attn" in k for k in keys)
+    both = TinyDiT(ModelConfig(**{**MODEL_PRESETS["tinydit-test"], "activation": "swiglu", "qk_norm": True})).state_dict()
+    assert {k for k in both if ".attn.q_norm." in k or ".attn.k_norm." in k} and "blocks.0.mlp.gate_up.weight" in both
 
 
 def test_record_architecture_size():

@@ -28,7 +28,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 SAMPLERS = ("euler", "heun")  # core/solvers.py implements one solver per name
 EMBEDS = ("linear", "conv", "bottleneck")  # core/patches.py: how pixels become tokens
 DECODERS = ("linear", "conv", "pixel")  # ... and tokens pixels
-ACTIVATIONS = ("gelu-tanh", "gelu")  # the MLP's: DiT's tanh approximation, or the exact (erf) GELU
+# The MLP's: DiT's tanh-approximate GELU, the exact (erf) GELU, or SwiGLU (LLaMA's, LightningDiT's) at 2/3 the width.
+ACTIVATIONS = ("gelu-tanh", "gelu", "swiglu")
 
 # Architecture presets. tinydit-128 is the record's network (DiT-S/16 at 128 px, 64 tokens).
 # Every preset uses the exact GELU: on the AMX Xeon it costs a quarter of the tanh form's time
@@ -65,6 +66,7 @@ class ModelConfig:
     pixel_features: int = 16  # features per pixel of the "pixel" decoder (K)
     activation: str = "gelu-tanh"  # the MLP's; a checkpoint without the field means DiT's "gelu-tanh"
     time_shift: float = 1.0  # SD3's α for training times and sampling grids (core/solvers.py); 1 = none
+    qk_norm: bool = False  # RMSNorm on each head's queries and keys (SD3, JiT); without the field: none
 
     def __post_init__(self) -> None:
         sizes = ("image_size", "patch_size", "hidden_size", "depth", "num_heads", "embed_width", "pixel_features")

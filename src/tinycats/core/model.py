@@ -73,30 +73,56 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
 
 
 class Attention(nn.Module):
-    def __init__(self, hidden: int, heads: int) -> None:
+    """Multi-head self-attention; with `qk_norm`, queries and keys are RMS-normalised per head
+    (learned scale) before the dot product, which bounds the attention logits however large the
+    weights grow: SD3's and JiT's remedy for unstable training at high learning rates."""
+
+    def __init__(self, hidden: int, heads: int, qk_norm: bool = False) -> None:
         super().__init__()
         self.heads = heads
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.proj = nn.Linear(hidden, hidden)
+        self.q_norm = nn.RMSNorm(hidden // heads, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(hidden // heads, eps=1e-6) if qk_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t, d = x.shape
         q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        out = attention(q, k, v)
+        out = attention(self.q_norm(q), self.k_norm(k), v)
         return self.proj(out.transpose(1, 2).reshape(n, t, d))
+
+
+class SwiGLU(nn.Module):
+    """silu(x W₁) ⊙ (x W₂) W₃ (Shazeer 2020), with W₁ and W₂ as one matmul. `inner` is 2/3 of the
+    GELU MLP's width, so parameters and FLOPs stay those of the MLP it replaces."""
+
+    def __init__(self, hidden: int, inner: int) -> None:
+        super().__init__()
+        self.gate_up = nn.Linear(hidden, 2 * inner)
+        self.down = nn.Linear(inner, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+def mlp(hidden: int, mlp_ratio: float, activation: str) -> nn.Module:
+    inner = int(hidden * mlp_ratio)
+    if activation == "swiglu":
+        return SwiGLU(hidden, 2 * inner // 3)
+    gelu = nn.GELU(approximate="tanh" if activation == "gelu-tanh" else "none")
+    return nn.Sequential(nn.Linear(hidden, inner), gelu, nn.Linear(inner, hidden))
 
 
 class DiTBlock(nn.Module):
     """Pre-norm transformer block whose norms are shifted, scaled and gated by the condition."""
 
-    def __init__(self, hidden: int, heads: int, mlp_ratio: float, activation: str) -> None:
+    def __init__(self, hidden: int, heads: int, mlp_ratio: float, activation: str, qk_norm: bool = False) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(hidden, heads)
+        self.attn = Attention(hidden, heads, qk_norm)
         self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        inner = int(hidden * mlp_ratio)
-        gelu = nn.GELU(approximate="tanh" if activation == "gelu-tanh" else "none")
-        self.mlp = nn.Sequential(nn.Linear(hidden, inner), gelu, nn.Linear(inner, hidden))
+        self.mlp = mlp(hidden, mlp_ratio, activation)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -136,7 +162,7 @@ class TinyDiT(
         # One row per class plus the null label used by classifier-free guidance.
         self.y_embed = nn.Embedding(null_index(config.class_names) + 1, d)
         self.register_buffer("pos_embed", sincos_pos_embed(d, self.grid)[None], persistent=False)
-        block = (d, config.num_heads, config.mlp_ratio, config.activation)
+        block = (d, config.num_heads, config.mlp_ratio, config.activation, config.qk_norm)
         self.blocks = nn.ModuleList(DiTBlock(*block) for _ in range(config.depth))
         self.final = FinalLayer(d, p * p * patches.values_per_pixel(config.decoder, c, config.pixel_features))
         self.refine = patches.refinement(config.decoder, c, config.pixel_features)
