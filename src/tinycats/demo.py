@@ -139,7 +139,8 @@ def _summary(cfg: RunConfig, model, ema_file: Path, overview: Path, report: dict
 
 Toy cats ({TRAIN_PER_CLASS} training images per class, {cfg.model.image_size} px) -> `{cfg.model.preset}`
 ({count_parameters(model) / 1e6:.2f}M parameters, prediction `{cfg.model.prediction}`), {cfg.train.steps} steps of
-{cfg.train.batch_size} images -> samples with {s.sampler} ({s.steps} steps, guidance {s.cfg_scale}).
+{cfg.train.batch_size} images, lr {cfg.train.lr:g}, MLP {cfg.model.activation} -> samples with {s.sampler} ({s.steps} steps,
+guidance {s.cfg_scale} for t in [{s.guidance_interval[0]:g}, {s.guidance_interval[1]:g}]).
 
 ![samples: a row per breed, a column per noise seed]({overview})
 
