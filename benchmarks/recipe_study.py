@@ -73,6 +73,13 @@ VARIANTS = {
                            "compile": True, "qk_norm": True, "lr": 8e-3},
     "demo-swiglu-lr4e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
                            "compile": True, "activation": "swiglu", "lr": 4e-3},
+    # The demo's recipe with the resolution shift, for the record's geometry: at the shift study's budget and at
+    # ~15 minutes of AMX Xeon training (item 4 of the quality work allows 30).
+    "demo-swiglu-lr4e-3-shift4": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
+                                  "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3, "time_shift": 4.0},
+    "demo-swiglu-lr4e-3-shift4-long": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
+                                       "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3,
+                                       "time_shift": 4.0, "steps": 7000},
 }  # fmt: skip
 MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features", "time_shift", "qk_norm", "activation")
 TRAIN_KEYS = ("steps", "precision", "compile", "lr")
