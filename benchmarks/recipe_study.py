@@ -73,6 +73,15 @@ VARIANTS = {
                            "compile": True, "qk_norm": True, "lr": 8e-3},
     "demo-swiglu-lr4e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
                            "compile": True, "activation": "swiglu", "lr": 4e-3},
+    # Averaging and optimiser on the demo's recipe: EDM2's power-function EMA (core/ema.py) instead of the fixed
+    # 0.999, which averages the last ~1,000 steps whatever the run's length; AdamW beta2 0.95 (a shorter memory of
+# gradient scale).
+    "demo-swiglu-lr4e-3-phema0.1": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
+                                    "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3,
+                                    "ema_sigma_rel": 0.1},
+    "demo-swiglu-lr4e-3-beta2-0.95": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
+                                      "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3,
+                                      "adam_betas": [0.9, 0.95]},
     # The demo's recipe with the resolution shift, for the record's geometry: at the shift study's budget and at
     # ~15 minutes of AMX Xeon training (item 4 of the quality work allows 30).
     "demo-swiglu-lr4e-3-shift4": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
@@ -80,9 +89,15 @@ VARIANTS = {
     "demo-swiglu-lr4e-3-shift4-long": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
                                        "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3,
                                        "time_shift": 4.0, "steps": 7000},
+    "demo-swiglu-lr4e-3-pixel8-long": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel",
+                                       "pixel_features": 8, "precision": "bf16", "compile": True, "activation": "swiglu",
+                                       "lr": 4e-3, "steps": 7000},
+    "demo-swiglu-lr4e-3-pixel8": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel",
+                                  "pixel_features": 8, "precision": "bf16", "compile": True, "activation": "swiglu",
+                                  "lr": 4e-3},
 }  # fmt: skip
 MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features", "time_shift", "qk_norm", "activation")
-TRAIN_KEYS = ("steps", "precision", "compile", "lr")
+TRAIN_KEYS = ("steps", "precision", "compile", "lr", "ema_sigma_rel", "adam_betas")
 # What a variant does not name is what it was defined with, whatever the cpu-demo preset now uses,
 # so a variant means the same run in every study: DiT's patches (cpu-demo took the conv decoder
 # later), the exact GELU and lr 1e-3 (cpu-demo took SwiGLU and 4e-3 after the lr / block study).

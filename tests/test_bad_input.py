@@ -55,6 +55,7 @@ CASES = [
         "gradient_accumulation_steps=0",
     ),
     case("train-label-dropout-1", "train {data} --model tinydit-test --label-dropout 1", "label_dropout=1"),
+    case("train-ema-sigma-rel-too-wide", "train {data} --model tinydit-test --ema-sigma-rel 0.3", "ema_sigma_rel=0.3"),
     case("train-zero-image-size", "train {data} --model tinydit-test --image-size 0", "invalid model setting image_size"),
     case(
         "train-checkpoint-dir-is-a-file",

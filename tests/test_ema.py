@@ -2,7 +2,7 @@ import itertools
 
 import torch
 
-from tinycats.core.ema import EMA
+from tinycats.core.ema import EMA, power_gamma
 
 
 def test_decay_ramps_up_to_beta():
@@ -60,3 +60,37 @@ def test_the_multi_tensor_update_is_bitwise_the_per_tensor_lerp_and_skip_is_a_no
     skipped.update(model, skip=torch.tensor(1.0))
     assert all(torch.equal(a, b) for a, b in zip(ema.model.parameters(), reference))
     assert all(torch.equal(a, b) for a, b in zip(skipped.model.parameters(), before))
+
+
+def test_power_gamma_gives_a_profile_of_that_relative_width():
+    # The profile (gamma + 1) x^gamma on [0, 1], its std measured by quadrature, not by the closed form.
+    x = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    for sigma_rel in (0.05, 0.1, 0.2):
+        gamma = power_gamma(sigma_rel)
+        density = (gamma + 1) * x**gamma
+        mean = torch.trapezoid(x * density, x)
+        std = torch.trapezoid((x - mean) ** 2 * density, x).sqrt()
+        assert abs(std.item() - sigma_rel) < 1e-6
+    assert abs(power_gamma(0.05) - 16.97) < 0.01 and abs(power_gamma(0.1) - 6.94) < 0.01  # EDM2, section 3.1
+
+
+def test_power_ema_is_the_mean_of_every_weight_so_far_under_the_profile_tau_to_the_gamma():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3).double()
+    ema = EMA(model, beta=0.999, sigma_rel=0.1)
+    gamma = power_gamma(0.1)
+    history = []
+    for _ in range(50):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        history.append([p.detach().clone() for p in model.parameters()])
+        ema.update(model)
+    # The weights held during step tau (tau - 1, tau] get the profile's integral there: tau^(g+1) - (tau-1)^(g+1).
+    tau = torch.arange(1, 51, dtype=torch.float64)
+    weights = tau ** (gamma + 1) - (tau - 1) ** (gamma + 1)
+    for i, e in enumerate(ema.model.parameters()):
+        expected = sum(w * h[i] for w, h in zip(weights, history)) / weights.sum()
+        assert torch.allclose(e, expected, rtol=1e-9, atol=1e-12)
+    # The starting weights get no share at all: the first update copies the trained weights.
+    assert EMA(model, 0.999, sigma_rel=0.1).decay() == 0.0

@@ -29,6 +29,7 @@ from tinycats.errors import HubError
 from tinycats.evaluate.classifier import ClassifierSettings, train_from_folder
 from tinycats.evaluate.report import LABELS
 from tinycats.generator import load_generator
+from tinycats.hub import card as card_lib
 from tinycats.hub import layout
 from tinycats.hub.check import check
 from tinycats.hub.publish import publish, record_path
@@ -136,8 +137,14 @@ def test_model_card_holds_exactly_the_measured_metrics(world):
     assert "pip install tinycats" not in text and "github.com" not in text  # no package or site that does not exist
     assert f"{report['data']['n_generated']} generated images" in text and f"{report['data']['n_real']} real test images" in text
     assert "FID" not in text and "not evaluated" not in text.lower()
-    assert f"hf://{REPO}" in text and "| batch | 4 × 1 accumulation = 4 |" in text
+    assert f"hf://{REPO}" in text and "| batch | 4 × 1 accumulation = 4 |" in text and "| EMA | β = 0.99 |" in text
     assert "onnx-fp32" in text  # the benchmark table
+
+
+def test_the_card_names_the_power_function_ema_where_one_was_used(world):
+    config = json.loads((world.staged / layout.CONFIG).read_text())
+    config["training"]["ema_sigma_rel"] = 0.1
+    assert "| EMA | power function, σ_rel = 0.1 |" in card_lib.training_section(config)
 
 
 def test_a_card_without_reports_says_so(world, tmp_path):

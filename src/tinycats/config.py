@@ -111,6 +111,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     augmentation_level: str = "basic"
     ema_beta: float = 0.9999
+    ema_sigma_rel: float = 0.0  # > 0: EDM2's power-function EMA of this relative width instead of ema_beta
     label_dropout: float = 0.1
     time_sampling: str = "logit-normal"  # or "uniform"
     logit_mean: float = -0.8
@@ -137,6 +138,7 @@ class TrainConfig:
             "weight_decay": (self.weight_decay >= 0, ">= 0"),
             "grad_clip": (self.grad_clip > 0, "> 0"),
             "ema_beta": (0 <= self.ema_beta < 1, "in [0, 1), e.g. 0.9999"),
+            "ema_sigma_rel": (0 <= self.ema_sigma_rel < 12**-0.5, "0 (off) or in (0, 0.288), e.g. 0.1 (EDM2's range: 0.05-0.15)"),
             "label_dropout": (0 <= self.label_dropout < 1, "in [0, 1)"),
             "augmentation_level": (self.augmentation_level in AUGMENTATION_LEVELS, f"one of {', '.join(AUGMENTATION_LEVELS)}"),
             "time_sampling": (self.time_sampling in TIME_SAMPLINGS, f"one of {', '.join(TIME_SAMPLINGS)}"),

@@ -58,6 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="none; basic = flip; full = flip + mild crop + mild colour jitter",
     )
     t.add_argument("--ema-beta", type=float, help="EMA decay once warmed up, e.g. 0.9999")
+    t.add_argument(
+        "--ema-sigma-rel",
+        type=float,
+        help="EDM2's power-function EMA of this relative width instead of --ema-beta (0 = off; EDM2 uses 0.05-0.15)",
+    )
     t.add_argument("--label-dropout", type=float, help="fraction of labels replaced by the null label (for guidance)")
     t.add_argument("--time-sampling", choices=TIME_SAMPLINGS, help="distribution of training times")
     t.add_argument("--checkpoint-interval", type=int, help="save every N steps (0 = only at the end)")

@@ -3,6 +3,12 @@
 The decay ramps up as min(beta, (1 + n) / (10 + n)) after n updates: early on the average follows
 the fast-moving weights (a 0.9999 average of the random initialisation would take ~10k steps to
 forget it), later it settles to `beta`.
+
+With `sigma_rel` > 0 it is EDM2's power-function EMA instead (Karras et al. 2024): decay
+(1 - 1/t)^(gamma + 1) at update t makes the average exactly the mean of every weight so far under
+the profile tau^gamma (each step's weights get the profile's integral over that step), a profile
+whose width is `sigma_rel` of the run's length at every moment. A fixed
+beta averages over a fixed number of steps, too long for a short run and too short for a long one.
 """
 
 from __future__ import annotations
@@ -10,19 +16,30 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 
+def power_gamma(sigma_rel: float) -> float:
+    """The exponent gamma of the profile t^gamma on [0, 1] whose std / peak is `sigma_rel`: the
+    largest real root of sigma_rel^2 = (gamma + 1) / ((gamma + 2)^2 (gamma + 3)) (EDM2, eq. 3)."""
+    t = sigma_rel**-2
+    return float(np.roots([1, 7, 16 - t, 12 - t]).real.max())
+
+
 class EMA:
-    def __init__(self, model: nn.Module, beta: float) -> None:
+    def __init__(self, model: nn.Module, beta: float, sigma_rel: float = 0.0) -> None:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.beta = beta
+        self.gamma = power_gamma(sigma_rel) if sigma_rel else None
         self.updates = 0
 
     def decay(self) -> float:
         """The decay the next update will use."""
         n = self.updates
+        if self.gamma is not None:
+            return (1 - 1 / (n + 1)) ** (self.gamma + 1)
         return min(self.beta, (1 + n) / (10 + n))
 
     @torch.no_grad()

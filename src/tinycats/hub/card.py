@@ -66,7 +66,7 @@ def build_card(
     body = "\n".join([
         _intro(config, parameters, data, name, files),
         _usage(repo, files),
-        _training(config),
+        training_section(config),
         _evaluation(evaluation, LABELS),
         _speed(benchmark),
         _files(files),
@@ -131,7 +131,7 @@ def _usage(repo: str, files: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _training(config: dict[str, Any]) -> str:
+def training_section(config: dict[str, Any]) -> str:
     t, s = config.get("training") or {}, config["sample"]
     if not t:
         return "## Training\n\nThe training settings were not recorded.\n"
@@ -142,7 +142,7 @@ def _training(config: dict[str, Any]) -> str:
         ("batch", f"{batch} × {accumulation} accumulation = {batch * accumulation}"),
         ("learning rate", f"{t['lr']:g}, {t['warmup_steps']:,} warm-up steps, {t['lr_schedule']} schedule"),
         ("augmentation", t["augmentation_level"]),
-        ("EMA", f"β = {t['ema_beta']}"),
+        ("EMA", f"power function, σ_rel = {t['ema_sigma_rel']}" if t.get("ema_sigma_rel") else f"β = {t['ema_beta']}"),
         ("label dropout (for guidance)", f"{t['label_dropout']:.0%}"),
         ("time sampling", t["time_sampling"]),
         ("recommended sampler", f"{s['sampler']}, {s['steps']} steps, guidance {s['cfg_scale']} on t ∈ {interval}"),

@@ -180,7 +180,7 @@ def _train(
     # The network, its average and the optimiser: fresh from --seed, or as the checkpoint left them.
     torch.manual_seed(derive_seed(tc.seed, STREAMS["init"]))
     model = TinyDiT(cfg.model).to(device)
-    state = State(model, EMA(model, tc.ema_beta), *optim.build(model, tc, resume))
+    state = State(model, EMA(model, tc.ema_beta, tc.ema_sigma_rel), *optim.build(model, tc, resume))
     if resume:
         model.load_state_dict(resume["model"])
         state.ema.load_state_dict(resume["ema"])
