@@ -126,8 +126,8 @@ def test_a_nonfinite_step_and_every_step_after_it_apply_no_update(image_folder, 
 
     real_ema = loop.EMA
 
-    def spy_ema(model, beta):
-        made["model"], made["ema"] = model, real_ema(model, beta)
+    def spy_ema(model, beta, sigma_rel):
+        made["model"], made["ema"] = model, real_ema(model, beta, sigma_rel)
         return made["ema"]
 
     monkeypatch.setattr(flow, "loss", poisoned)
