@@ -73,9 +73,8 @@ VARIANTS = {
                            "compile": True, "qk_norm": True, "lr": 8e-3},
     "demo-swiglu-lr4e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
                            "compile": True, "activation": "swiglu", "lr": 4e-3},
-    # Averaging and optimiser on the demo's recipe: EDM2's power-function EMA (core/ema.py) instead of the fixed
-    # 0.999, which averages the last ~1,000 steps whatever the run's length; AdamW beta2 0.95 (a shorter memory of
-# gradient scale).
+    # Averaging and optimiser on the demo's recipe: EDM2's power-function EMA (core/ema.py) instead of 0.999 with
+    # DiT's warm-up; AdamW beta2 0.95 (a shorter memory of gradient scale).
     "demo-swiglu-lr4e-3-phema0.1": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
                                     "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3,
                                     "ema_sigma_rel": 0.1},
