@@ -3,6 +3,7 @@ that a bf16 run still resumes bit for bit and records what it computed in."""
 
 import json
 import math
+import threading
 
 import pytest
 import torch
@@ -201,4 +202,35 @@ def test_an_unreadable_kept_file_means_probing_again_and_is_replaced(monkeypatch
     chosen = precision.choose(CPU, "auto", print, network={"rows": 4})
     assert chosen.precision == "bf16" and "measured now" in chosen.reason
     assert list(json.loads(path.read_text()).values()) == [3.0]
-    assert not [p for p in path.parent.iterdir() if p.name != "precision.json"]  # no temp file left
+    assert not [p for p in path.parent.iterdir() if p.name not in ("precision.json", "precision.lock")]  # no temp file
+
+
+def test_two_runs_started_together_take_turns_and_the_second_reuses_the_first_probe(monkeypatch, machine_cache):
+    """Without the lock the second would probe while the first does, get the other answer here
+    (its timings say fp32), and compute differently from a run it should equal."""
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: "AMX")
+    inside, release = threading.Event(), threading.Event()
+    timings = iter([(2.0, 1.0), (1.0, 2.0)])
+
+    def probe(trial, repeats):
+        inside.set()
+        release.wait(30)
+        return next(timings)
+
+    monkeypatch.setattr(precision, "probe", probe)
+    chosen = {}
+
+    def run(name: str) -> None:
+        chosen[name] = precision.choose(CPU, "auto", print, network={"rows": 4})
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    assert inside.wait(30)  # the first is inside its probe, holding its turn
+    second = threading.Thread(target=run, args=("second",))
+    second.start()
+    second.join(1.0)  # time for it to reach the kept file (without the lock: to read it empty and probe)
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert chosen["first"].precision == chosen["second"].precision == "bf16"
+    assert "measured by an earlier run on this machine" in chosen["second"].reason

@@ -12,7 +12,9 @@ A probe's timing is noisy where the two precisions are close, and a rerun that c
 would compute different numbers: a run killed before its first checkpoint and started again would
 not match the one that was not killed. So the measured speed-up is kept per machine and network
 (cache_dir()/precision.json, keyed by CPU, torch, threads, probe rows and network shape) and reused
-by every later run there; delete the file to measure again.
+by every later run there; delete the file to measure again. Two runs started at once on one
+machine take turns (a lock beside the file): the second waits for the first's probe and reuses it,
+instead of both timing each other's contention and perhaps choosing differently.
 
 The answer is written into the run's settings (train.precision), so the log and every checkpoint
 name what ran, and a resume computes in the same precision without probing again: exact resume
@@ -21,12 +23,13 @@ holds per machine. Runs on other processors may pick differently and then differ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,6 +86,13 @@ def choose(
         return Choice("fp32", "auto: this CPU has no bf16 instructions")
     ctx = ctx or distributed.Context()
     key = machine_key(units, network or {})
+    # One process takes the lock for its whole look-up and probe; torchrun's processes agree through
+    # their collectives instead (a lock held across one would deadlock the others).
+    with Speedups.turn() if ctx.world_size == 1 else contextlib.nullcontext():
+        return _auto(units, key, trial, ctx, repeats)
+
+
+def _auto(units: str, key: str, trial: Callable[[str], None], ctx: distributed.Context, repeats: int) -> Choice:
     kept = Speedups.load()
     known = kept.get(key)
     # Reuse a kept speed-up only when every process has one, so that all of them decide alike.
@@ -123,6 +133,22 @@ class Speedups:
 
     def __init__(self, path: Path, table: dict[str, float]) -> None:
         self.path, self.table = path, table
+
+    @staticmethod
+    @contextlib.contextmanager
+    def turn() -> Iterator[None]:
+        """Hold the lock file beside the kept results (POSIX flock); where there is none to take, go on."""
+        try:
+            import fcntl
+
+            cache_dir().mkdir(parents=True, exist_ok=True)
+            handle = open(cache_dir() / "precision.lock", "a")
+        except (ImportError, OSError):
+            yield
+            return
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     @classmethod
     def load(cls) -> Speedups:
