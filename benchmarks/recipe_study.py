@@ -41,60 +41,48 @@ from tinycats.evaluate.seams import seam_score
 from tinycats.pictures import labelled_grid, to_pil
 from tinycats.training.loop import train
 
+X_LOGIT = {"prediction": "x", "time_sampling": "logit-normal"}
+# The demo's network as cpu-demo trains it (conv decoder, bf16, compiled), and the demo's recipe on top.
+DEMO = {**X_LOGIT, "decoder": "conv", "precision": "bf16", "compile": True}
+RECIPE = {**DEMO, "activation": "swiglu", "lr": 4e-3}
 VARIANTS = {
-    "x-logit": {"prediction": "x", "time_sampling": "logit-normal"},
+    "x-logit": X_LOGIT,
     "x-uniform": {"prediction": "x", "time_sampling": "uniform"},
     "v-logit": {"prediction": "v", "time_sampling": "logit-normal"},
     "v-uniform": {"prediction": "v", "time_sampling": "uniform"},
     # The same CPU time on a 5.8x larger network, from the Xeon's 154 vs 578 img/s: 4,000 x 154 / 578 ~ 1,070 steps.
-    "x-logit-s": {"prediction": "x", "time_sampling": "logit-normal", "preset": "tinydit-s", "steps": 1070},
+    "x-logit-s": {**X_LOGIT, "preset": "tinydit-s", "steps": 1070},
     # The seam study (core/patches.py): patch embedding and decoder variants, all else as x-logit.
-    "x-logit-conv": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv"},
-    "x-logit-pixel": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel"},
-    "x-logit-convembed": {"prediction": "x", "time_sampling": "logit-normal", "embed": "conv"},
-    "x-logit-convembed-pixel": {"prediction": "x", "time_sampling": "logit-normal", "embed": "conv", "decoder": "pixel"},
-    "x-logit-pixel8": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel", "pixel_features": 8},
-    "x-logit-bottleneck": {"prediction": "x", "time_sampling": "logit-normal", "embed": "bottleneck"},
+    "x-logit-conv": {**X_LOGIT, "decoder": "conv"},
+    "x-logit-pixel": {**X_LOGIT, "decoder": "pixel"},
+    "x-logit-convembed": {**X_LOGIT, "embed": "conv"},
+    "x-logit-convembed-pixel": {**X_LOGIT, "embed": "conv", "decoder": "pixel"},
+    "x-logit-pixel8": {**X_LOGIT, "decoder": "pixel", "pixel_features": 8},
+    "x-logit-bottleneck": {**X_LOGIT, "embed": "bottleneck"},
     # The resolution time shift (core/solvers.shift_time): alpha = sqrt(pixels / 32 px's) at 64 tokens, 4 at 128 px.
-    "x-logit-conv-shift2": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "time_shift": 2.0},
-    "x-logit-conv-shift4": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "time_shift": 4.0},
+    "x-logit-conv-shift2": {**X_LOGIT, "decoder": "conv", "time_shift": 2.0},
+    "x-logit-conv-shift4": {**X_LOGIT, "decoder": "conv", "time_shift": 4.0},
     # The precision study (training/precision.py): the demo's own network both ways, compiled as the demo trains.
-    "demo-fp32": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "fp32", "compile": True},
-    "demo-bf16": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16", "compile": True},
+    "demo-fp32": {**DEMO, "precision": "fp32"},
+    "demo-bf16": DEMO,
     # The learning rate at the demo's budget: demo-bf16 with one setting changed.
-    "demo-lr2e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16", "compile": True,
-                    "lr": 2e-3},
-    "demo-lr4e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16", "compile": True,
-                    "lr": 4e-3},
+    "demo-lr2e-3": {**DEMO, "lr": 2e-3},
+    "demo-lr4e-3": {**DEMO, "lr": 4e-3},
     # The block (core/model.py) at a higher learning rate: QK-norm (SD3, JiT), SwiGLU (LightningDiT).
-    "demo-qknorm-lr4e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
-                           "compile": True, "qk_norm": True, "lr": 4e-3},
-    "demo-qknorm-lr8e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
-                           "compile": True, "qk_norm": True, "lr": 8e-3},
-    "demo-swiglu-lr4e-3": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv", "precision": "bf16",
-                           "compile": True, "activation": "swiglu", "lr": 4e-3},
+    "demo-qknorm-lr4e-3": {**DEMO, "qk_norm": True, "lr": 4e-3},
+    "demo-qknorm-lr8e-3": {**DEMO, "qk_norm": True, "lr": 8e-3},
+    "demo-swiglu-lr4e-3": RECIPE,
     # Averaging and optimiser on the demo's recipe: EDM2's power-function EMA (core/ema.py) instead of 0.999 with
     # DiT's warm-up; AdamW beta2 0.95 (a shorter memory of gradient scale).
-    "demo-swiglu-lr4e-3-phema0.1": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
-                                    "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3,
-                                    "ema_sigma_rel": 0.1},
-    "demo-swiglu-lr4e-3-beta2-0.95": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
-                                      "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3,
-                                      "adam_betas": [0.9, 0.95]},
-    # The demo's recipe with the resolution shift, for the record's geometry: at the shift study's budget and at
-    # ~15 minutes of AMX Xeon training (item 4 of the quality work allows 30).
-    "demo-swiglu-lr4e-3-shift4": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
-                                  "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3, "time_shift": 4.0},
-    "demo-swiglu-lr4e-3-shift4-long": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "conv",
-                                       "precision": "bf16", "compile": True, "activation": "swiglu", "lr": 4e-3,
-                                       "time_shift": 4.0, "steps": 7000},
-    "demo-swiglu-lr4e-3-pixel8-long": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel",
-                                       "pixel_features": 8, "precision": "bf16", "compile": True, "activation": "swiglu",
-                                       "lr": 4e-3, "steps": 7000},
-    "demo-swiglu-lr4e-3-pixel8": {"prediction": "x", "time_sampling": "logit-normal", "decoder": "pixel",
-                                  "pixel_features": 8, "precision": "bf16", "compile": True, "activation": "swiglu",
-                                  "lr": 4e-3},
-}  # fmt: skip
+    "demo-swiglu-lr4e-3-phema0.1": {**RECIPE, "ema_sigma_rel": 0.1},
+    "demo-swiglu-lr4e-3-beta2-0.95": {**RECIPE, "adam_betas": [0.9, 0.95]},
+    # The demo's recipe at the record's geometry (--image-size 128 --patch-size 16): with the resolution shift, with
+    # the pixel decoder, and each for ~15 minutes of AMX Xeon training (item 4 of the quality work allows 30).
+    "demo-swiglu-lr4e-3-shift4": {**RECIPE, "time_shift": 4.0},
+    "demo-swiglu-lr4e-3-shift4-long": {**RECIPE, "time_shift": 4.0, "steps": 7000},
+    "demo-swiglu-lr4e-3-pixel8": {**RECIPE, "decoder": "pixel", "pixel_features": 8},
+    "demo-swiglu-lr4e-3-pixel8-long": {**RECIPE, "decoder": "pixel", "pixel_features": 8, "steps": 7000},
+}
 MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features", "time_shift", "qk_norm", "activation")
 TRAIN_KEYS = ("steps", "precision", "compile", "lr", "ema_sigma_rel", "adam_betas")
 # What a variant does not name is what it was defined with, whatever the cpu-demo preset now uses,
@@ -237,6 +225,7 @@ def print_tables(results: list[dict]) -> None:
     for (kind, variant, sampler, steps, cfg, interval), rows in sorted(groups.items()):
         cells = " | ".join(summary(rows, key) for key in figures)
         print(f"| {kind} | {variant} | {sampler} | {steps} | {cfg} | {interval[0]:g}-{interval[1]:g} | {len(rows)} | {cells} |")
+
 
 if __name__ == "__main__":
     main()
