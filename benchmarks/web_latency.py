@@ -1,12 +1,14 @@
-"""Latency of the browser generator (headless Chromium, onnxruntime-web WASM) beside native
-onnxruntime in the same run, for the demo model and for tinydit-128 (the record's network,
-exported with random weights: its cost does not depend on what it learned).
+"""Latency of the browser generator (headless Chromium, onnxruntime-web on WASM, and on WebGPU
+through SwiftShader, a CPU emulation: never a GPU figure) beside native onnxruntime in the same
+run, for the demo model and for tinydit-128 (the record's network, exported with random weights:
+its cost does not depend on what it learned).
 
     python benchmarks/web_latency.py --demo demo/hub --json benchmarks/results/web_latency.json
 
-Each configuration (precision fp32/int8, batch 1/4, the model's recommended sampler and 10 Euler
-steps) runs once untimed, then --runs times; the page reports its own timings (the median network
-call and the whole generation, model loading excluded). Native rows time `tinycats.onnx_sampler`
+Each configuration (WASM with fp32/int8 at batch 1/4, the model's recommended sampler and 10 Euler
+steps; WebGPU fp32 at batch 1 and 10 Euler steps) runs once untimed, then --runs times; the page
+reports its own timings (the median network call and the whole generation, model loading
+excluded). Native rows time `tinycats.onnx_sampler`
 with the same threads. Needs `make web` and Chromium (`make test` installs both).
 """
 
@@ -55,12 +57,13 @@ def configs(folder: Path) -> list[dict]:
     meta = json.loads((folder / layout.SIDECAR).read_text())
     samplers = {(meta["recommended_sampler"], meta["recommended_steps"]), ("euler", 10)}
     cfg = meta["recommended_cfg_scale"]
-    return [
-        {"precision": p, "n": n, "sampler": s, "steps": k, "cfg": cfg}
+    wasm = [
+        {"ep": "wasm", "precision": p, "n": n, "sampler": s, "steps": k, "cfg": cfg}
         for p in ("fp32", "int8")
         for n in (1, 4)
         for s, k in sorted(samplers)
     ]
+    return [*wasm, {"ep": "webgpu", "precision": "fp32", "n": 1, "sampler": "euler", "steps": 10, "cfg": cfg}]
 
 
 def browser(folder: Path, todo: list[dict], runs: int) -> list[dict]:
@@ -123,7 +126,8 @@ def main() -> None:
                 })  # fmt: skip
                 r = rows[-1]
                 print(
-                    f"| {name} | {r['precision']} | {r['n']} | {r['sampler']} {r['steps']} | {r['browser_ms_per_call']:.1f} | "
+                    f"| {name} | {r['ep']} | {r['precision']} | {r['n']} | {r['sampler']} {r['steps']} | "
+                    f"{r['browser_ms_per_call']:.1f} | "
                     f"{r['browser_ms_per_image']:.0f} | {r['native_ms_per_call']:.1f} | {r['native_ms_per_image']:.0f} |",
                     flush=True,
                 )

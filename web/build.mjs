@@ -3,7 +3,11 @@
 import { cpSync, mkdirSync, rmSync } from "node:fs";
 
 const ORT = "node_modules/onnxruntime-web/dist";
-const ORT_FILES = ["ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"];
+// The WebGPU build (its WASM compiled with asyncify) and the plain WASM build, faster on the CPU.
+const ORT_FILES = [
+  "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
+  "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+];
 
 rmSync("dist", { recursive: true, force: true });
 cpSync("src", "dist", { recursive: true });

@@ -7,6 +7,12 @@ Runtime's WASM backend runs multi-threaded.
     /model/…       the local repo folder given with --model DIR (docs/hub.md)
     /server.json   {"model": URL}: the page's default `model` (/model/ or the Hub's resolve URL)
 
+It is safe to leave running: it serves an allow-list fixed at start, not a folder. The page's
+regular files; of the model folder only config.json, the sidecar and the files the sidecar names.
+No directory listings, GET and HEAD only, and every other path (a symlink out of the folders, `..`
+in any spelling, a listing) is the same 404, which names nothing on disk. The one link followed
+is the Hugging Face cache's own: a snapshot's files point into the repo's `blobs/` folder.
+
 An hf://OWNER/REPO[@REVISION] model is not proxied: the page fetches it from the Hub itself
 (the Hub answers with CORS headers), exactly as it does on any static host.
 """
@@ -15,10 +21,13 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import os
+import posixpath
 import threading
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from tinycats.errors import HubError
 from tinycats.hub import layout
@@ -44,31 +53,91 @@ def model_url(model: str) -> str:
     return "/model/"
 
 
-class Handler(SimpleHTTPRequestHandler):
-    """Static files from the page folder, /model/ from the model folder, isolation headers on all."""
+def _regular(root: Path, rel: str, blobs: Path | None = None) -> Path | None:
+    """root/rel when it is a regular file reached through no link, or (with `blobs`) whose one link
+    is the file itself and points into `blobs`; else None."""
+    path = root
+    parts = PurePosixPath(rel).parts
+    if not parts or any(part in ("", ".", "..") for part in parts):
+        return None
+    for part in parts[:-1]:
+        path = path / part
+        if path.is_symlink() or not path.is_dir():
+            return None
+    path = path / parts[-1]
+    if path.is_symlink():
+        target = path.resolve()
+        return target if blobs is not None and target.is_relative_to(blobs) and target.is_file() else None
+    return path if path.is_file() else None
 
-    def __init__(self, *args, page: Path, model_dir: Path | None, default_model: str, **kwargs) -> None:
-        self.page, self.model_dir, self.default_model = page, model_dir, default_model
-        super().__init__(*args, directory=str(page), **kwargs)
 
-    def translate_path(self, path: str) -> str:
-        route = path.split("?", 1)[0].split("#", 1)[0]
-        if self.model_dir is not None and route.startswith("/model/"):
-            self.directory = str(self.model_dir)
-            return super().translate_path(path[len("/model") :])
-        self.directory = str(self.page)
-        return super().translate_path(path)
+def page_files(page: Path) -> dict[str, Path]:
+    """URL path -> file for every regular file of the built page ("/" is index.html)."""
+    root = page.resolve()
+    files = {}
+    for folder, _, names in os.walk(root):  # links to folders are not walked, links to files are refused
+        for name in names:
+            rel = (Path(folder) / name).relative_to(root).as_posix()
+            if (path := _regular(root, rel)) is not None:
+                files["/" + rel] = path
+    files["/"] = files["/index.html"]
+    return files
+
+
+def model_files(model_dir: Path, sidecar: dict) -> dict[str, Path]:
+    """URL path -> file for what the page may read of a repo folder: config.json, the sidecar and
+    the files it names. In a Hub cache snapshot (…/snapshots/REV) links into …/blobs are followed."""
+    root = model_dir.resolve()
+    blobs = root.parent.parent / "blobs" if root.parent.name == "snapshots" else None
+    names = {layout.CONFIG, layout.SIDECAR}
+    for entry in sidecar.get("files", {}).values():
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            names.add(posixpath.normpath(posixpath.join(posixpath.dirname(layout.SIDECAR), entry["path"])))
+    files = {f"/model/{name}": _regular(root, name, blobs.resolve() if blobs and blobs.is_dir() else None) for name in names}
+    return {url: path for url, path in files.items() if path is not None}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """The allow-listed files, /server.json, isolation headers on every answer."""
+
+    def __init__(self, *args, files: dict[str, Path], default_model: str, **kwargs) -> None:
+        self.files, self.default_model = files, default_model
+        super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
-        if self.path.split("?", 1)[0] == "/server.json":
-            body = json.dumps({"model": self.default_model}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        super().do_GET()
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def _answer(self, body: bool) -> None:
+        route = urlsplit(self.path).path
+        if route == "/server.json":
+            self._send(200, json.dumps({"model": self.default_model}).encode(), "application/json", body)
+        elif route in self.files:
+            path = self.files[route]
+            self._send(200, path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream", body)
+        else:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8", body)
+
+    def _send(self, status: int, data: bytes, content_type: str, body: bool) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the browser stopped reading: nothing to answer
+                self.close_connection = True
+
+    def _refuse(self) -> None:
+        self.send_response(405)
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
     def end_headers(self) -> None:
         for key, value in ISOLATION_HEADERS.items():
@@ -83,7 +152,7 @@ class Handler(SimpleHTTPRequestHandler):
 def make_server(model: str, port: int = 8000, host: str = "127.0.0.1", page: Path = PAGE_DIR) -> ThreadingHTTPServer:
     """A server for the page and `model` (a repo folder or hf://…), not yet serving. A local
     folder's sidecar is read here: the page would otherwise fail in the browser, after the start."""
-    model_dir = None
+    files: dict[str, Path] = {}
     if not layout.is_ref(model):
         model_dir = Path(model)
         sidecar = model_dir / layout.SIDECAR
@@ -92,11 +161,11 @@ def make_server(model: str, port: int = 8000, host: str = "127.0.0.1", page: Pat
                 f"{model_dir} has no {layout.SIDECAR}: give a repo folder with ONNX files "
                 "(`tinycats demo` writes demo/hub, or `tinycats upload ... --dry-run DIR`)"
             )
-        read_sidecar(sidecar, str(sidecar))
+        files = model_files(model_dir, read_sidecar(sidecar, str(sidecar)))
     default_model = model_url(model)  # checks an hf:// reference
     if not (page / "index.html").is_file():
         raise HubError(f"the page is not built ({page}/index.html is missing): run `make web` (npm ci && npm run build in web/)")
-    handler = partial(Handler, page=page, model_dir=model_dir, default_model=default_model)
+    handler = partial(Handler, files={**page_files(page), **files}, default_model=default_model)
     try:
         return ThreadingHTTPServer((host, port), handler)
     except OSError as exc:

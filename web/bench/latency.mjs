@@ -1,13 +1,15 @@
 // Time the page in headless Chromium: for each configuration, one untimed generation (session
 // and kernel warm-up), then `runs` timed ones, read from the page's own measurements
 // (dataset.generationMs, dataset.callMsMedian). Prints JSON. Used by benchmarks/web_latency.py.
-// Usage: node latency.mjs '{"page": URL, "runs": 3, "configs": [{"precision": "fp32", "n": 1, "steps": 10, "sampler": "euler", "cfg": 2}]}'
+// Chromium has SwiftShader behind WebGPU (drive.mjs), so "ep": "webgpu" rows time a CPU emulation.
+// Usage: node latency.mjs '{"page": URL, "runs": 3, "configs": [{"ep": "wasm", "precision": "fp32", "n": 1, "steps": 10, "sampler": "euler", "cfg": 2}]}'
 import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS } from "../e2e/drive.mjs";
 
 const { page: url, runs = 3, configs } = JSON.parse(process.argv[2]);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost", "--no-sandbox"],
+  args: CHROMIUM_ARGS,
 });
 const page = await browser.newPage();
 await page.goto(url);
@@ -18,6 +20,7 @@ async function once(config) {
   await page.selectOption("#sampler", config.sampler);
   await page.fill("#cfg", String(config.cfg));
   await page.selectOption("#precision", config.precision);
+  await page.selectOption("#ep", config.ep);
   await page.fill("#n", String(config.n));
   await page.evaluate(() => { document.documentElement.dataset.state = "pending"; });
   await page.click("#generate");

@@ -1,18 +1,21 @@
 // The page: reads the sidecar of the model folder, fills the controls from it, sends work to the
 // worker and draws what comes back. The testing contract (docs/web.md): URL parameters model,
-// breed, seed, steps, sampler, cfg, precision, n, generate=1; <canvas id="result"> holds the first
-// image at native size when document.documentElement.dataset.state is "done"; "error" with a
-// visible message on failure; "loading" / "ready" / "generating" before.
+// breed (a name, an index or "all"), seed, steps, sampler, cfg, precision (auto|fp32|int8),
+// ep (auto|webgpu|wasm), n, generate=1; <canvas id="result"> holds the first image at native size
+// when document.documentElement.dataset.state is "done"; "error" with a visible message on
+// failure; "loading" / "ready" / "generating" before. dataset.ep names the execution provider that
+// ran (webgpu / wasm), dataset.precision the file. The URL always holds the current settings.
 import { readSidecar, resolveBase, ModelError } from "./model.js";
+import { EPS, PRECISIONS } from "./providers.js";
 import { toLevel } from "./solvers.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+const CELL = 96; // px on screen per grid image, reserved before the images arrive
 let meta = null;
 let base = null;
 let loadedKey = null;
-let info = null;
 let runId = 0;
 let callMs = [];
 
@@ -20,7 +23,7 @@ function setState(state, message = "") {
   document.documentElement.dataset.state = state;
   $("message").textContent = message;
   const busy = state === "loading" || state === "generating";
-  $("generate").disabled = busy || !meta;
+  for (const id of ["generate", "all-breeds", "breed", "precision", "ep", "model"]) $(id).disabled = busy || (!meta && id !== "model");
   $("cancel").disabled = state !== "generating";
 }
 
@@ -28,16 +31,18 @@ function fail(err) {
   setState("error", err instanceof ModelError || err.name === "ModelError" ? err.message : `${err.name}: ${err.message}`);
 }
 
-function request(message, transfer = []) {
+function request(message) {
   return new Promise((resolve, reject) => {
     worker.onmessage = ({ data }) => {
       if (data.type === "progress") showDownload(data.received, data.total);
       else if (data.type === "step") showStep(data);
       else if (data.type === "preview") draw($("preview"), data.images, 0);
-      else if (data.type === "error") reject(Object.assign(new Error(data.message), { name: "ModelError" }));
-      else resolve(data);
+      else if (data.type === "error") {
+        if (data.reload) loadedKey = null;
+        reject(Object.assign(new Error(data.message), { name: "ModelError" }));
+      } else resolve(data);
     };
-    worker.postMessage(message, transfer);
+    worker.postMessage(message);
   });
 }
 
@@ -69,89 +74,122 @@ function draw(canvas, images, index) {
 
 function settings() {
   return {
+    model: $("model").value,
     breed: Number($("breed").value),
     seed: Number.parseInt($("seed").value, 10),
     steps: Number.parseInt($("steps").value, 10),
     sampler: $("sampler").value,
     cfg: Number.parseFloat($("cfg").value),
     precision: $("precision").value,
+    ep: $("ep").value,
     n: Number.parseInt($("n").value, 10),
   };
 }
 
-function validate(s) {
+/** The current settings into the address bar, so that a copied link draws the same picture. */
+function syncUrl(all = false) {
+  const s = settings();
+  const url = new URL(location.href);
+  const values = { ...s, breed: all ? "all" : meta ? meta.class_names[s.breed] : s.breed };
+  Object.entries(values).forEach(([key, value]) => url.searchParams.set(key, value));
+  url.searchParams.delete("generate");
+  history.replaceState(null, "", url);
+}
+
+function validate(s, rows) {
   if (!Number.isSafeInteger(s.seed) || s.seed < 0) throw new ModelError("the seed must be a whole number ≥ 0");
   if (!(s.steps >= 1 && s.steps <= 500)) throw new ModelError("steps must be between 1 and 500");
-  if (!(s.n >= 1 && s.n <= 64)) throw new ModelError("images must be between 1 and 64");
+  if (!(s.n >= 1 && s.n * rows <= 64)) throw new ModelError(rows > 1 ? `every breed at once draws ${rows} × images: images must be between 1 and ${Math.floor(64 / rows)}` : "images must be between 1 and 64");
   if (!Number.isFinite(s.cfg)) throw new ModelError("guidance must be a number (1 = none)");
+}
+
+function choose(select, value, what, allowed) {
+  if (!allowed.includes(value)) throw new ModelError(`unknown ${what} ${JSON.stringify(value)}; use ${allowed.join(", ")}`);
+  select.value = value;
 }
 
 async function openModel() {
   setState("loading", "reading the model's sidecar…");
   base = resolveBase($("model").value, location.href);
   meta = await readSidecar(base);
-  const breeds = $("breed");
-  breeds.replaceChildren(...meta.class_names.map((name, i) => new Option(name.replaceAll("_", " "), String(i))));
+  $("breed").replaceChildren(...meta.class_names.map((name, i) => new Option(name.replaceAll("_", " "), String(i))));
   const wanted = params.get("breed");
-  if (wanted !== null) {
-    const found = meta.class_names.findIndex((name, i) => String(i) === wanted || name.toLowerCase().replace(/[ _-]/g, "") === wanted.toLowerCase().replace(/[ _-]/g, ""));
+  if (wanted !== null && wanted !== "all") {
+    const key = (name) => name.toLowerCase().replace(/[ _-]/g, "");
+    const found = meta.class_names.findIndex((name, i) => String(i) === wanted || key(name) === key(wanted));
     if (found < 0) throw new ModelError(`unknown breed ${JSON.stringify(wanted)}; this model has: ${meta.class_names.join(", ")}`);
-    breeds.value = String(found);
+    $("breed").value = String(found);
   }
   $("steps").value = params.get("steps") ?? meta.recommended_steps;
-  $("sampler").value = params.get("sampler") ?? meta.recommended_sampler;
   $("cfg").value = params.get("cfg") ?? meta.recommended_cfg_scale;
-  $("precision").value = params.get("precision") ?? "fp32";
-  if (![...$("sampler").options].some((o) => o.value === $("sampler").value)) throw new ModelError(`unknown sampler ${params.get("sampler")}; use euler or heun`);
-  if (![...$("precision").options].some((o) => o.value === $("precision").value)) throw new ModelError(`unknown precision ${params.get("precision")}; use fp32 or int8`);
-  setState("ready", `${meta.class_names.length} classes, ${meta.image_size} px — choose a breed and press Generate`);
+  choose($("sampler"), params.get("sampler") ?? meta.recommended_sampler, "sampler", ["euler", "heun"]);
+  setState("ready", `${meta.class_names.length} classes, ${meta.image_size} px: choose a breed and press Generate, or draw every breed`);
 }
 
-async function ensureSession(precision) {
-  const key = `${base}|${precision}`;
+async function ensureSession(s) {
+  const key = `${base}|${s.precision}|${s.ep}`;
   if (loadedKey === key) return;
-  setState("loading", `loading the ${precision} model…`);
-  const reply = await request({ type: "load", base, meta, precision });
-  info = reply.info;
+  setState("loading", `loading the model (precision ${s.precision}, ep ${s.ep})…`);
+  const { info } = await request({ type: "load", base, meta, precision: s.precision, ep: s.ep });
   loadedKey = key;
+  Object.assign(document.documentElement.dataset, { ep: info.provider, precision: info.precision });
   const mb = (info.bytes / 1e6).toFixed(2);
-  $("status").textContent = `${info.provider.toUpperCase()} (${info.reason}) · ${info.threads} thread(s) · cross-origin isolated: ${info.isolated ? "yes" : "no"} · ` +
-    `${precision} model ${mb} MB ${info.fromCache ? "from the cache" : "downloaded"} in ${info.loadMs.toFixed(0)} ms`;
+  $("status").textContent = `${info.provider === "webgpu" ? "WebGPU" : "WASM"} (${info.reason}) · ${info.threads} thread(s) · ` +
+    `cross-origin isolated: ${info.isolated ? "yes" : "no"}${info.isolated ? "" : " (the server sends no COOP/COEP headers, so WASM runs on one thread)"} · ` +
+    `${info.precision} file (${info.why}), ${mb} MB ${info.fromCache ? "from the cache" : "downloaded"} in ${info.loadMs.toFixed(0)} ms`;
 }
 
-async function generate() {
-  const s = settings();
-  validate(s);
-  await ensureSession(s.precision);
-  const id = ++runId;
-  setState("generating", `generating ${s.n} × ${meta.class_names[s.breed]} (seed ${s.seed}, ${s.sampler}, ${s.steps} steps, guidance ${s.cfg})…`);
-  callMs = [];
-  const started = performance.now();
-  const previewEvery = Math.max(1, Math.round(s.steps / 5));
-  const labels = Array(s.n).fill(s.breed);
-  const reply = await request({ type: "generate", id, labels, seed: s.seed, steps: s.steps, sampler: s.sampler, cfg: s.cfg,
-    interval: meta.recommended_guidance_interval, previewEvery });
-  const ms = performance.now() - started;
-  draw($("result"), reply.images, 0);
-  const cells = Array.from({ length: s.n }, (_, i) => {
-    const canvas = document.createElement("canvas");
-    draw(canvas, reply.images, i);
-    canvas.title = `${meta.class_names[s.breed]}, seed ${s.seed}, image ${i}`;
-    return canvas;
+/** Empty cells of the final size, a row per breed, so nothing moves when the images arrive. */
+function placeGrid(rows, n) {
+  $("grid").style.gridTemplateColumns = `${rows.length > 1 ? "auto " : ""}repeat(${n}, ${CELL}px)`;
+  const cells = rows.flatMap((breed) => {
+    const name = meta.class_names[breed].replaceAll("_", " ");
+    const label = Object.assign(document.createElement("span"), { className: "row-label", textContent: name });
+    const images = Array.from({ length: n }, (_, i) => {
+      const canvas = Object.assign(document.createElement("canvas"), { width: meta.image_size, height: meta.image_size });
+      canvas.dataset.breed = meta.class_names[breed];
+      canvas.dataset.index = String(i);
+      canvas.setAttribute("role", "img");
+      canvas.setAttribute("aria-label", `${name}, image ${i + 1}`);
+      return canvas;
+    });
+    return rows.length > 1 ? [label, ...images] : images;
   });
   $("grid").replaceChildren(...cells);
+  return [...$("grid").querySelectorAll("canvas")];
+}
+
+async function generate(all) {
+  const s = settings();
+  const rows = all ? meta.class_names.map((_, i) => i) : [s.breed];
+  validate(s, rows.length);
+  syncUrl(all);
+  await ensureSession(s);
+  const id = ++runId;
+  const what = all ? `every breed × ${s.n}` : `${s.n} × ${meta.class_names[s.breed]}`;
+  setState("generating", `generating ${what} (seed ${s.seed}, ${s.sampler}, ${s.steps} steps, guidance ${s.cfg})…`);
+  const canvases = placeGrid(rows, s.n);
+  callMs = [];
+  const started = performance.now();
+  // Image i of every row starts from the same noise (stream i of the seed): a column differs only by breed.
+  const labels = rows.flatMap((breed) => Array(s.n).fill(breed));
+  const noise = rows.flatMap(() => Array.from({ length: s.n }, (_, i) => i));
+  const reply = await request({ type: "generate", id, labels, noise, seed: s.seed, steps: s.steps, sampler: s.sampler, cfg: s.cfg,
+    interval: meta.recommended_guidance_interval, previewEvery: Math.max(1, Math.round(s.steps / 5)) });
+  const ms = performance.now() - started;
+  draw($("result"), reply.images, 0);
+  canvases.forEach((canvas, i) => draw(canvas, reply.images, i));
   $("download").href = $("result").toDataURL("image/png");
-  $("download").download = `tinycats-${meta.class_names[s.breed]}-seed${s.seed}.png`;
+  $("download").download = `tinycats-${meta.class_names[rows[0]]}-seed${s.seed}.png`;
   $("download").hidden = false;
-  const url = new URL(location.href);
-  Object.entries({ breed: meta.class_names[s.breed], seed: s.seed, steps: s.steps, sampler: s.sampler, cfg: s.cfg, precision: s.precision, n: s.n })
-    .forEach(([k, v]) => url.searchParams.set(k, v));
-  url.searchParams.delete("generate");
-  history.replaceState(null, "", url);
   // For benchmarks/web_latency.py: the whole generation and the median network call, in ms.
   const sorted = [...callMs].sort((a, b) => a - b);
   Object.assign(document.documentElement.dataset, { generationMs: ms.toFixed(2), callMsMedian: sorted[sorted.length >> 1].toFixed(2), calls: callMs.length });
-  setState("done", `${s.n} image(s) in ${(ms / 1000).toFixed(2)} s (${(ms / s.n).toFixed(0)} ms per image)`);
+  setState("done", `${labels.length} image(s) in ${(ms / 1000).toFixed(2)} s (${(ms / labels.length).toFixed(0)} ms per image)`);
+}
+
+function run(all) {
+  generate(all).catch((err) => (err.message === "cancelled" ? setState("ready", "cancelled") : fail(err)));
 }
 
 async function main() {
@@ -159,15 +197,26 @@ async function main() {
   $("model").value = params.get("model") ?? fallback.model ?? "./model/";
   if (params.has("seed")) $("seed").value = params.get("seed");
   if (params.has("n")) $("n").value = params.get("n");
-  $("randomise").onclick = () => { $("seed").value = String(Math.floor(Math.random() * 2 ** 31)); };
+  choose($("precision"), params.get("precision") ?? "auto", "precision", PRECISIONS);
+  choose($("ep"), params.get("ep") ?? "auto", "ep", EPS);
+  $("randomise").onclick = () => {
+    $("seed").value = String(Math.floor(Math.random() * 2 ** 31));
+    syncUrl();
+  };
   $("cancel").onclick = () => worker.postMessage({ type: "cancel", id: runId });
-  $("model").onchange = () => { loadedKey = null; openModel().catch(fail); };
+  $("model").onchange = () => {
+    loadedKey = null;
+    openModel().then(() => syncUrl()).catch(fail);
+  };
+  $("controls").onchange = () => meta && syncUrl();
   $("controls").onsubmit = (event) => {
     event.preventDefault();
-    generate().catch((err) => (err.message === "cancelled" ? setState("ready", "cancelled") : fail(err)));
+    run(false);
   };
+  $("all-breeds").onclick = () => run(true);
   await openModel();
-  if (params.get("generate") === "1") await generate();
+  if (params.get("generate") === "1") await generate(params.get("breed") === "all");
+  else syncUrl(params.get("breed") === "all");
 }
 
 main().catch(fail);

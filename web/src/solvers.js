@@ -24,38 +24,59 @@ export function modelCalls(sampler, steps) {
   throw new Error(`unknown sampler ${sampler}`);
 }
 
-function axpy(x, scale, v) {
-  const s = f(scale);
-  const out = new Float32Array(x.length);
-  for (let k = 0; k < x.length; k++) out[k] = f(x[k] + f(s * v[k]));
-  return out;
-}
+/**
+ * The solvers' one update, x + scale * v0 (Euler) or x + scale * (v0 + v1) (Heun's average), on
+ * Float32Arrays, into three state buffers in turn (no array per step; a step's output never
+ * aliases its inputs). gpu.js has the same interface on GPU buffers: integrate() takes either.
+ */
+export class CpuArithmetic {
+  constructor(count) {
+    this.states = Array.from({ length: 3 }, () => new Float32Array(count));
+    this.next = 0;
+  }
 
-function add(a, b) {
-  const out = new Float32Array(a.length);
-  for (let k = 0; k < a.length; k++) out[k] = f(a[k] + b[k]);
-  return out;
+  step(x, scale, v0, v1 = null) {
+    const out = this.states[this.next++ % 3];
+    const s = f(scale);
+    if (v1 === null) for (let k = 0; k < out.length; k++) out[k] = f(x[k] + f(s * v0[k]));
+    else for (let k = 0; k < out.length; k++) out[k] = f(x[k] + f(s * f(v0[k] + v1[k])));
+    return out;
+  }
+
+  endStep() {}
+
+  /** x + (1 - t) v, the clean-image estimate a preview shows. */
+  async estimate(x, t, v) {
+    return x.map((value, k) => value + (1 - t) * v[k]);
+  }
+
+  async read(x) {
+    return x;
+  }
+
+  destroy() {}
 }
 
 /**
  * Integrate dx/dt = velocity(x, t) over the (shifted) time grid. `velocity` is async (one network
- * call); `onStep(x, t)` runs after each step and may throw to cancel.
+ * call); `onStep(x, t, v)` runs after each step and may throw to cancel. `arithmetic` holds x and
+ * the velocities where they are computed (CpuArithmetic, or gpu.js's GpuArithmetic on the device).
  */
-export async function integrate(sampler, velocity, x, steps, onStep, shift = 1) {
+export async function integrate(sampler, velocity, x, steps, onStep, shift, arithmetic) {
+  if (sampler !== "euler" && sampler !== "heun") throw new Error(`unknown sampler ${sampler}`);
   const grid = timeGrid(steps, shift);
   for (let i = 0; i < steps; i++) {
     const [t0, t1] = [grid[i], grid[i + 1]];
     const v0 = await velocity(x, t0);
+    const last = x;
     if (sampler === "euler" || i === steps - 1) {
-      x = axpy(x, t1 - t0, v0);
-    } else if (sampler === "heun") {
-      const xEuler = axpy(x, t1 - t0, v0);
-      const v1 = await velocity(xEuler, t1);
-      x = axpy(x, (t1 - t0) * 0.5, add(v0, v1));
+      x = arithmetic.step(last, t1 - t0, v0);
     } else {
-      throw new Error(`unknown sampler ${sampler}`);
+      const v1 = await velocity(arithmetic.step(last, t1 - t0, v0), t1);
+      x = arithmetic.step(last, (t1 - t0) * 0.5, v0, v1);
     }
     await onStep(x, t1, v0);
+    arithmetic.endStep();
   }
   return x;
 }

@@ -1,102 +1,157 @@
 // ONNX Runtime lives here, in a module worker, so the page never freezes. Messages in:
-//   {type: "load", base, meta, precision}         -> "progress" (download), then "loaded" or "error"
-//   {type: "generate", id, labels, seed, steps, sampler, cfg, interval, previewEvery}
+//   {type: "load", base, meta, precision, ep}     -> "progress" (download), then "loaded" or "error"
+//   {type: "generate", id, labels, noise, seed, steps, sampler, cfg, interval, previewEvery}
 //                                                 -> "step" per network call, "preview", then "done" or "error"
 //   {type: "cancel", id}
-import * as ort from "./ort/ort.webgpu.min.mjs";
+// `noise[i]` is the stream index of image i: images that share it share their starting noise.
+// An "error" with `reload: true` means the session is gone (a lost WebGPU device): load again.
+import { GpuArithmetic } from "./gpu.js";
 import { loadModelFile, ModelError } from "./model.js";
 import { standardNormal } from "./noise.js";
-import { integrate, modelCalls } from "./solvers.js";
+import { choosePrecision, pickProvider } from "./providers.js";
+import { CpuArithmetic, integrate, modelCalls } from "./solvers.js";
 
-ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href; // our own copy, never a CDN
-let session = null;
-let meta = null;
+// One onnxruntime-web build per backend, loaded when first chosen: the WebGPU build's WASM is
+// compiled with asyncify (so that a kernel can wait for the GPU), which slows every CPU kernel;
+// the plain WASM build has none of that (docs/performance.md#in-the-browser).
+const BUILDS = { wasm: "./ort/ort.wasm.min.mjs", webgpu: "./ort/ort.webgpu.min.mjs" };
+const runtimes = {};
+const LOG_ERRORS_ONLY = 3;
+let current = null; // { session, provider, device, lost }
 const cancelled = new Set();
 
-async function pickProvider() {
-  if (!("gpu" in navigator)) return { provider: "wasm", reason: "this browser has no WebGPU (navigator.gpu is missing)" };
-  let adapter = null;
-  try {
-    adapter = await navigator.gpu.requestAdapter();
-  } catch (err) {
-    return { provider: "wasm", reason: `WebGPU requestAdapter() failed (${err.message})` };
+async function runtime(provider, threads) {
+  if (!runtimes[provider]) {
+    const ort = await import(BUILDS[provider]);
+    ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href; // our own copy, never a CDN
+    ort.env.wasm.numThreads = threads;
+    // onnxruntime logs through console.error whatever the severity; its warnings (which nodes the
+    // WebGPU EP leaves to the CPU) are not errors, so only errors are logged.
+    ort.env.logLevel = "error";
+    runtimes[provider] = ort;
   }
-  if (!adapter) return { provider: "wasm", reason: "WebGPU has no adapter here (requestAdapter() returned null)" };
-  return { provider: "webgpu", reason: "WebGPU adapter found" };
+  return runtimes[provider];
 }
 
-async function createSession(bytes) {
-  const threads = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 8) : 1;
-  ort.env.wasm.numThreads = threads;
-  let { provider, reason } = await pickProvider();
-  if (provider === "webgpu") {
-    try {
-      return { session: await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"] }), provider, reason, threads };
-    } catch (err) {
-      provider = "wasm";
-      reason = `the WebGPU session did not build (${err.message}); using WASM`;
-    }
-  }
-  return { session: await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] }), provider, reason, threads };
-}
-
-async function load({ base, meta: sidecar, precision }) {
-  const started = performance.now();
-  const file = await loadModelFile(base, sidecar, precision, (received, total) =>
-    postMessage({ type: "progress", received, total }),
-  );
-  const built = await createSession(file.bytes).catch((err) => {
-    throw new ModelError(`the ${precision} model does not run here (${err.message})`);
+async function createSession(ort, bytes, chosen) {
+  const options = { logSeverityLevel: LOG_ERRORS_ONLY, graphOptimizationLevel: "all" };
+  if (chosen.provider === "wasm") return ort.InferenceSession.create(bytes, { ...options, executionProviders: ["wasm"] });
+  return ort.InferenceSession.create(bytes, {
+    ...options, executionProviders: [{ name: "webgpu", device: chosen.device }], preferredOutputLocation: "gpu-buffer",
   });
-  session = built.session;
-  meta = sidecar;
+}
+
+/** A promise that rejects when `device` is lost other than by our own retire(). */
+function watchLoss(state) {
+  state.lost = new Promise((_, reject) => {
+    state.device.lost.then((info) => {
+      if (state.retired) return;
+      state.session = null;
+      state.lostError = new ModelError(`the WebGPU device was lost (${info.message || info.reason}): press Generate to start a new one, or open the page with ep=wasm`);
+      reject(state.lostError);
+    });
+  });
+  state.lost.catch(() => {}); // seen by whoever races it; never an unhandled rejection
+}
+
+function retire(state) {
+  if (!state) return;
+  state.retired = true;
+  state.session?.release();
+  state.device?.destroy();
+}
+
+/** The file for `chosen`'s backend, downloaded and checked, and its session. */
+async function build(base, meta, precision, chosen, threads) {
+  const file = choosePrecision(precision, chosen.provider, meta);
+  const bytes = await loadModelFile(base, meta, file.precision, (received, total) => postMessage({ type: "progress", received, total }));
+  const ort = await runtime(chosen.provider, threads);
+  try {
+    return { file, bytes, ort, session: await createSession(ort, bytes.bytes, chosen) };
+  } catch (err) {
+    chosen.device?.destroy();
+    throw Object.assign(new ModelError(`the ${file.precision} model does not run on ${chosen.provider.toUpperCase()} here (${err.message})`), { cause: err });
+  }
+}
+
+async function load({ base, meta, precision, ep }) {
+  const started = performance.now();
+  retire(current);
+  current = null;
+  const threads = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 8) : 1;
+  let chosen = await pickProvider(ep);
+  let built;
+  try {
+    built = await build(base, meta, precision, chosen, threads);
+  } catch (err) {
+    if (!err.cause || chosen.provider !== "webgpu" || ep === "webgpu") throw err; // a bad download, or WebGPU asked for
+    chosen = { provider: "wasm", reason: `the WebGPU session did not build (${err.cause.message})` };
+    built = await build(base, meta, precision, chosen, threads);
+  }
+  const { file, bytes, ort, session } = built;
+  current = { ort, session, meta, provider: chosen.provider, device: chosen.device ?? null, retired: false, lost: null };
+  if (current.device) watchLoss(current);
   postMessage({
     type: "loaded",
     info: {
-      provider: built.provider, reason: built.reason, threads: built.threads, isolated: self.crossOriginIsolated,
-      bytes: file.bytes.length, fromCache: file.fromCache, loadMs: performance.now() - started, url: file.url,
+      provider: chosen.provider, reason: chosen.reason, adapter: chosen.adapter ?? null, precision: file.precision, why: file.why,
+      threads, isolated: self.crossOriginIsolated, bytes: bytes.bytes.length, fromCache: bytes.fromCache, loadMs: performance.now() - started, url: bytes.url,
     },
   });
 }
 
-function velocityFn(labels, cfg, interval, onCall) {
+function velocityFn(state, labels, dims, cfg, interval, arithmetic, onCall) {
+  const { ort } = state;
   const n = labels.length;
-  const c = meta.channels, s = meta.image_size;
   const labelTensor = new ort.Tensor("int64", BigInt64Array.from(labels, BigInt), [n]);
   const guide = new ort.Tensor("float32", new Float32Array(n).fill(cfg), [n]);
   const plain = new ort.Tensor("float32", new Float32Array(n).fill(1), [n]);
+  const onDevice = arithmetic instanceof GpuArithmetic;
   return async (x, t) => {
     const started = performance.now();
     const feeds = {
-      x: new ort.Tensor("float32", x, [n, c, s, s]),
+      x: onDevice ? x : new ort.Tensor("float32", x, dims),
       t: new ort.Tensor("float32", new Float32Array(n).fill(t), [n]),
       label: labelTensor,
       cfg_scale: interval[0] <= t && t <= interval[1] ? guide : plain, // guidance happens in the graph, once
     };
-    const out = await session.run(feeds);
+    const run = state.session.run(feeds);
+    const out = await (state.lost ? Promise.race([run, state.lost]) : run);
     onCall(performance.now() - started);
-    return out[Object.keys(out)[0]].data;
+    const velocity = out[state.session.outputNames[0]];
+    return onDevice ? arithmetic.own(velocity) : velocity.data;
   };
 }
 
-async function generate({ id, labels, seed, steps, sampler, cfg, interval, previewEvery }) {
-  const size = meta.channels * meta.image_size * meta.image_size;
+async function generate({ id, labels, noise, seed, steps, sampler, cfg, interval, previewEvery }) {
+  const state = current;
+  if (!state?.session) throw Object.assign(new ModelError("the model is not loaded: press Generate again"), { reload: true });
+  const { channels: c, image_size: s } = state.meta;
+  const size = c * s * s;
+  const dims = [labels.length, c, s, s];
   const x0 = new Float32Array(labels.length * size);
-  labels.forEach((_, i) => x0.set(standardNormal(seed, i, size), i * size));
+  noise.forEach((index, i) => x0.set(standardNormal(seed, index, size), i * size));
+  const arithmetic = state.provider === "webgpu" ? new GpuArithmetic(state.ort, state.device, x0.length, dims) : new CpuArithmetic(x0.length);
   const total = modelCalls(sampler, steps);
   let calls = 0;
   let step = 0;
-  const velocity = velocityFn(labels, cfg, interval, (ms) => postMessage({ type: "step", id, call: ++calls, total, ms }));
-  const x = await integrate(sampler, velocity, x0, steps, async (current, t, v) => {
-    step += 1;
-    if (cancelled.has(id)) throw new ModelError("cancelled");
-    if (previewEvery && step % previewEvery === 0 && step < steps) {
-      // The estimate of the clean image at time t: x = x_t + (1 - t) v.
-      const estimate = current.map((value, k) => value + (1 - t) * v[k]);
-      postMessage({ type: "preview", id, images: estimate });
-    }
-  }, meta.time_shift ?? 1); // a sidecar from before the setting: no shift
-  postMessage({ type: "done", id, images: x }, [x.buffer]);
+  try {
+    const velocity = velocityFn(state, labels, dims, cfg, interval, arithmetic, (ms) => postMessage({ type: "step", id, call: ++calls, total, ms }));
+    const start = arithmetic instanceof GpuArithmetic ? arithmetic.upload(x0) : x0;
+    const x = await integrate(sampler, velocity, start, steps, async (latest, t, v) => {
+      step += 1;
+      if (cancelled.has(id)) throw new ModelError("cancelled");
+      if (previewEvery && step % previewEvery === 0 && step < steps) {
+        postMessage({ type: "preview", id, images: await arithmetic.estimate(latest, t, v) });
+      }
+    }, state.meta.time_shift ?? 1, arithmetic); // a sidecar from before the setting: no shift
+    const images = await arithmetic.read(x);
+    postMessage({ type: "done", id, images }, [images.buffer]);
+  } catch (err) {
+    throw state.lostError ?? err; // a read-back that fails because the device went is that loss
+  } finally {
+    arithmetic.destroy();
+  }
 }
 
 onmessage = async ({ data }) => {
@@ -108,6 +163,7 @@ onmessage = async ({ data }) => {
     if (data.type === "load") await load(data);
     else if (data.type === "generate") await generate(data);
   } catch (err) {
-    postMessage({ type: "error", id: data.id, message: err instanceof ModelError ? err.message : `${err.name}: ${err.message}` });
+    const reload = Boolean(err.reload) || (current !== null && current.session === null);
+    postMessage({ type: "error", id: data.id, reload, message: err instanceof ModelError ? err.message : `${err.name}: ${err.message}` });
   }
 };
