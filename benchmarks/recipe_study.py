@@ -86,9 +86,11 @@ VARIANTS = {
 MODEL_KEYS = ("preset", "embed", "decoder", "pixel_features", "time_shift", "qk_norm", "activation")
 TRAIN_KEYS = ("steps", "precision", "compile", "lr", "ema_sigma_rel", "adam_betas")
 # What a variant does not name is what it was defined with, whatever the cpu-demo preset now uses,
-# so a variant means the same run in every study: DiT's patches (cpu-demo took the conv decoder
-# later), the exact GELU and lr 1e-3 (cpu-demo took SwiGLU and 4e-3 after the lr / block study).
-PINNED_MODEL = {"embed": "linear", "decoder": "linear", "activation": "gelu"}
+# so a variant means the same run in every study: tinydit-xs at 32 px unless --image-size says
+# otherwise (cpu-demo moved to 64 px later), DiT's patches (cpu-demo took the conv decoder, then
+# the pixel decoder), the exact GELU and lr 1e-3 (cpu-demo took SwiGLU and 4e-3 after the lr /
+# block study).
+PINNED_MODEL = {"preset": "tinydit-xs", "embed": "linear", "decoder": "linear", "activation": "gelu", "pixel_features": 16}
 PINNED_TRAIN = {"lr": 1e-3}
 DEFAULT_SAMPLER = ("euler", 25, 2.0)
 SAMPLERS = [("euler", n, 2.0) for n in (10, 25, 50)] + [("heun", n, 2.0) for n in (5, 13, 25)]
@@ -149,7 +151,11 @@ def main() -> None:
 
     geometry = {"image_size": args.image_size, "patch_size": args.patch_size}
     base = load_config(
-        "cpu-demo", {"model": geometry, "train": {"steps": args.steps, "checkpoint_interval": 0, "sample_interval": 0}}
+        "cpu-demo",
+        {
+            "model": {"preset": "tinydit-xs", **geometry},
+            "train": {"steps": args.steps, "checkpoint_interval": 0, "sample_interval": 0},
+        },
     )
     data = args.out / "data"
     if not (data / "test").is_dir():

@@ -90,7 +90,7 @@ def test_resume_refuses_ema_only_files_and_model_changes(image_folder, tmp_path,
 def test_print_config_shows_flags_over_the_preset(capsys):
     assert main(["train", "data", "--config", "cpu-demo", "--lr", "5e-5", "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["train"]["lr"] == 5e-5 and printed["model"]["preset"] == "tinydit-xs"
+    assert printed["train"]["lr"] == 5e-5 and printed["model"]["preset"] == "tinydit-xs-64"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

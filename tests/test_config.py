@@ -48,9 +48,9 @@ def test_unknown_settings_are_named(tmp_path):
 def test_resume_keeps_the_network_and_takes_new_train_settings():
     saved = load_config("cpu-demo").to_dict()
     cfg = resume_config(saved, {"train": {"steps": 5000}, "model": {"preset": None}})
-    assert cfg.train.steps == 5000 and cfg.model.preset == "tinydit-xs"
+    assert cfg.train.steps == 5000 and cfg.model.preset == "tinydit-xs-64"
     with pytest.raises(ValueError, match="cannot change model image_size"):
-        resume_config(saved, {"model": {"image_size": 64}})
+        resume_config(saved, {"model": {"image_size": 32}})
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,7 @@ def test_two_processes_follow_the_one_process_trajectory_and_resume_across_proce
     assert len(losses(tmp_path / "log2")) == 6  # one writer
     one = tiny_config(steps=6, batch_size=8, lr=1e-3, warmup_steps=0, log_interval=1, checkpoint_interval=3, precision="fp32")
     demo = load_config("cpu-demo").model  # the CLI's default preset names these; --model sets sizes
-    one.model.decoder, one.model.activation = demo.decoder, demo.activation
+    one.model.decoder, one.model.activation, one.model.pixel_features = demo.decoder, demo.activation, demo.pixel_features
     train(one, image_folder, tmp_path / "ck1", tmp_path / "log1", progress=False)
     assert losses(tmp_path / "log2") == pytest.approx(losses(tmp_path / "log1"), rel=1e-4)
     # resume the 2-process run on 1 process: it continues on the same trajectory

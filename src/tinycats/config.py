@@ -40,6 +40,8 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # CPU sizes: 64 tokens like the record's network, at 32 px.
     "tinydit-s": dict(image_size=32, patch_size=4, hidden_size=192, depth=6, num_heads=3, activation="gelu"),
     "tinydit-xs": dict(image_size=32, patch_size=4, hidden_size=96, depth=4, num_heads=3, activation="gelu"),
+    # The same network at 64 px / patch 8 (still 64 tokens): the demo's (configs/cpu-demo.yaml).
+    "tinydit-xs-64": dict(image_size=64, patch_size=8, hidden_size=96, depth=4, num_heads=3, activation="gelu"),
     # For tests: two blocks, 16 tokens.
     "tinydit-test": dict(image_size=16, patch_size=4, hidden_size=32, depth=2, num_heads=2, activation="gelu"),
 }
