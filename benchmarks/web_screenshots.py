@@ -4,8 +4,8 @@ trained model, taken by the browser tests' Chromium and driver (web/e2e/drive.mj
     make demo && make web
     python benchmarks/web_screenshots.py --model demo/hub --out docs
 
-Draws every breed (one image each, seed 0, the model's recommended sampler) on WASM, once at
-1200 x 900 (docs/web-page.png) and once at 390 x 844 (docs/web-phone.png), and fails unless both
+Draws every breed (a row each, seed 0, the model's recommended sampler) on WASM: four images per
+breed at 1200 x 900 (docs/web-page.png), two at 390 x 844 (docs/web-phone.png); fails unless both
 generations finished.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from tinycats.web import make_server, serve_in_background
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = {"web-page.png": [1200, 900], "web-phone.png": [390, 844]}
+SHOTS = {"web-page.png": ([1200, 900], 4), "web-phone.png": ([390, 844], 2)}
 
 
 def main() -> None:
@@ -30,8 +30,11 @@ def main() -> None:
     args = parser.parse_args()
     server = make_server(str(args.model), port=0)
     serve_in_background(server)
-    url = f"http://127.0.0.1:{server.server_address[1]}/?breed=all&n=1&ep=wasm&generate=1&seed={args.seed}"
-    visits = [{"url": url, "viewport": size, "screenshot": str((args.out / name).resolve())} for name, size in SHOTS.items()]
+    url = f"http://127.0.0.1:{server.server_address[1]}/?breed=all&ep=wasm&generate=1&seed={args.seed}"
+    visits = [
+        {"url": f"{url}&n={n}", "viewport": size, "screenshot": str((args.out / name).resolve())}
+        for name, (size, n) in SHOTS.items()
+    ]
     try:
         run = subprocess.run(
             ["node", "e2e/drive.mjs", json.dumps({"visits": visits, "timeoutMs": 300_000})],

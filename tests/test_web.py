@@ -247,7 +247,7 @@ def test_by_default_the_served_folder_runs_int8_on_wasm_past_the_software_adapte
     r = results["local"]
     assert r["state"] == "done", r["message"]
     assert r["dataset"]["ep"] == "wasm" and "CPU emulation" in r["status"] and "swiftshader" in r["status"].lower(), r["status"]
-    assert r["dataset"]["precision"] == "int8" and "int8 file (int8: twice as fast" in r["status"], r["status"]
+    assert r["dataset"]["precision"] == "int8" and "int8 file (int8: faster than fp32 on WASM)" in r["status"], r["status"]
     meta = json.loads((site.folder / layout.SIDECAR).read_text())
     settings = (meta["recommended_sampler"], meta["recommended_steps"], meta["recommended_cfg_scale"])
     expected = python_image(site.folder, "int8", 0, 1, settings[1], settings[0], settings[2])
@@ -316,6 +316,15 @@ def test_the_keyboard_alone_changes_the_breed_and_generates(site, runs):
     settings = (meta["recommended_sampler"], meta["recommended_steps"], meta["recommended_cfg_scale"])
     expected = python_image(site.folder, "fp32", 1, 5, settings[1], settings[0], settings[2])
     assert levels_apart(canvas_rgb(r), expected)[1] <= 2
+
+
+@pytest.mark.parametrize("name", ["every_breed", "phone", "fp32"])
+def test_nothing_moves_when_the_images_arrive(runs, name):
+    """Every box has its final place once generation starts (web/e2e/drive.mjs records them)."""
+    results, _ = runs
+    layout = results[name]["layout"]
+    assert layout["generating"] == layout["done"], {k: (layout["generating"][k], layout["done"][k]) for k in layout["done"]}
+    assert layout["done"]["grid"]["height"] > 0
 
 
 def test_a_phone_wide_page_fits_its_screen(runs):

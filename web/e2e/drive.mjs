@@ -15,6 +15,20 @@ export const CHROMIUM_ARGS = [
   "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-vulkan-surface", "--ignore-gpu-blocklist",
 ];
 
+// Where the page's boxes are at each state, so a test can see whether anything moved when the
+// images arrived (layout["generating"] against layout["done"]).
+function recordLayout() {
+  window.__layout = {};
+  const ids = ["controls", "message", "result", "preview", "grid", "download", "status"];
+  const snap = () => {
+    const box = (id) => document.getElementById(id)?.getBoundingClientRect().toJSON() ?? null;
+    window.__layout[document.documentElement.dataset.state] = Object.fromEntries(ids.map((id) => [id, box(id)]));
+  };
+  // documentElement does not exist yet when this runs: watch the document for it
+  new MutationObserver((changes) => changes.some((c) => c.target === document.documentElement) && snap())
+    .observe(document, { subtree: true, attributeFilter: ["data-state"] });
+}
+
 async function visit(context, { url, viewport = [1200, 900], keys = null, screenshot = null }, timeoutMs, requests) {
   const page = await context.newPage();
   await page.setViewportSize({ width: viewport[0], height: viewport[1] });
@@ -45,6 +59,7 @@ async function visit(context, { url, viewport = [1200, 900], keys = null, screen
       grid: [...document.querySelectorAll("#grid canvas")].map((c) => ({ breed: c.dataset.breed, index: Number(c.dataset.index), pixels: pixels(c) })),
       overflowsViewport: document.documentElement.scrollWidth > window.innerWidth,
       messageVisible: document.getElementById("message").offsetParent !== null,
+      layout: window.__layout,
     };
   });
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
@@ -56,6 +71,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { visits, timeoutMs = 120000 } = JSON.parse(process.argv[2]);
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
   const context = await browser.newContext();
+  await context.addInitScript(recordLayout);
   const requests = [];
   context.on("request", (req) => requests.push(req.url())); // pages and their workers alike
   const results = [];

@@ -13,6 +13,9 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 const CELL = 96; // px on screen per grid image, reserved before the images arrive
+// A preview at most this often: a generation that ends sooner shows none (each costs a read-back,
+// a copy to the page and a draw, ~10 % of a 100 ms generation of the demo model).
+const PREVIEW_MS = 250;
 let meta = null;
 let base = null;
 let loadedKey = null;
@@ -167,21 +170,21 @@ async function generate(all) {
   await ensureSession(s);
   const id = ++runId;
   const what = all ? `every breed × ${s.n}` : `${s.n} × ${meta.class_names[s.breed]}`;
+  const canvases = placeGrid(rows, s.n); // before "generating": the layout is final from then on
   setState("generating", `generating ${what} (seed ${s.seed}, ${s.sampler}, ${s.steps} steps, guidance ${s.cfg})…`);
-  const canvases = placeGrid(rows, s.n);
   callMs = [];
   const started = performance.now();
   // Image i of every row starts from the same noise (stream i of the seed): a column differs only by breed.
   const labels = rows.flatMap((breed) => Array(s.n).fill(breed));
   const noise = rows.flatMap(() => Array.from({ length: s.n }, (_, i) => i));
   const reply = await request({ type: "generate", id, labels, noise, seed: s.seed, steps: s.steps, sampler: s.sampler, cfg: s.cfg,
-    interval: meta.recommended_guidance_interval, previewEvery: Math.max(1, Math.round(s.steps / 5)) });
+    interval: meta.recommended_guidance_interval, previewMs: PREVIEW_MS });
   const ms = performance.now() - started;
   draw($("result"), reply.images, 0);
   canvases.forEach((canvas, i) => draw(canvas, reply.images, i));
   $("download").href = $("result").toDataURL("image/png");
   $("download").download = `tinycats-${meta.class_names[rows[0]]}-seed${s.seed}.png`;
-  $("download").hidden = false;
+  $("download").classList.remove("pending");
   // For benchmarks/web_latency.py: the whole generation and the median network call, in ms.
   const sorted = [...callMs].sort((a, b) => a - b);
   Object.assign(document.documentElement.dataset, { generationMs: ms.toFixed(2), callMsMedian: sorted[sorted.length >> 1].toFixed(2), calls: callMs.length });

@@ -57,7 +57,7 @@ export async function pickProvider(ep) {
 /**
  * The file to run: `precision` unless it is auto. Auto is fp32 on WebGPU, whose EP has no kernels
  * for the int8 file's dynamic quantisation (MatMulInteger, DynamicQuantizeLinear run on the CPU
- * with copies), and int8 on WASM, where it is 2.1-2.3x as fast per call as fp32 at the parity the
+ * with copies), and int8 on WASM, where it is 1.3-1.6x as fast per image as fp32 at the parity the
  * browser tests enforce (docs/performance.md). Returns { precision, why }.
  */
 export function choosePrecision(precision, provider, meta) {
@@ -66,6 +66,6 @@ export function choosePrecision(precision, provider, meta) {
     return { precision, why: `precision=${precision}` };
   }
   if (provider === "webgpu") return { precision: "fp32", why: "fp32: WebGPU has no kernels for the int8 file's dynamic quantisation" };
-  if (meta.files.int8) return { precision: "int8", why: "int8: twice as fast as fp32 on WASM" };
+  if (meta.files.int8) return { precision: "int8", why: "int8: faster than fp32 on WASM" };
   return { precision: "fp32", why: "fp32: this model has no int8 file" };
 }

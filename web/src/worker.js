@@ -1,6 +1,6 @@
 // ONNX Runtime lives here, in a module worker, so the page never freezes. Messages in:
 //   {type: "load", base, meta, precision, ep}     -> "progress" (download), then "loaded" or "error"
-//   {type: "generate", id, labels, noise, seed, steps, sampler, cfg, interval, previewEvery}
+//   {type: "generate", id, labels, noise, seed, steps, sampler, cfg, interval, previewMs}
 //                                                 -> "step" per network call, "preview", then "done" or "error"
 //   {type: "cancel", id}
 // `noise[i]` is the stream index of image i: images that share it share their starting noise.
@@ -12,8 +12,8 @@ import { choosePrecision, pickProvider } from "./providers.js";
 import { CpuArithmetic, integrate, modelCalls } from "./solvers.js";
 
 // One onnxruntime-web build per backend, loaded when first chosen: the WebGPU build's WASM is
-// compiled with asyncify (so that a kernel can wait for the GPU), which slows every CPU kernel;
-// the plain WASM build has none of that (docs/performance.md#in-the-browser).
+// compiled with asyncify (so that a kernel can wait for the GPU) and is twice the download of the
+// plain WASM build (27 against 14 MB), which a page on WASM does not need (docs/web.md).
 const BUILDS = { wasm: "./ort/ort.wasm.min.mjs", webgpu: "./ort/ort.webgpu.min.mjs" };
 const runtimes = {};
 const LOG_ERRORS_ONLY = 3;
@@ -123,7 +123,7 @@ function velocityFn(state, labels, dims, cfg, interval, arithmetic, onCall) {
   };
 }
 
-async function generate({ id, labels, noise, seed, steps, sampler, cfg, interval, previewEvery }) {
+async function generate({ id, labels, noise, seed, steps, sampler, cfg, interval, previewMs }) {
   const state = current;
   if (!state?.session) throw Object.assign(new ModelError("the model is not loaded: press Generate again"), { reload: true });
   const { channels: c, image_size: s } = state.meta;
@@ -135,13 +135,15 @@ async function generate({ id, labels, noise, seed, steps, sampler, cfg, interval
   const total = modelCalls(sampler, steps);
   let calls = 0;
   let step = 0;
+  let lastPreview = performance.now();
   try {
     const velocity = velocityFn(state, labels, dims, cfg, interval, arithmetic, (ms) => postMessage({ type: "step", id, call: ++calls, total, ms }));
     const start = arithmetic instanceof GpuArithmetic ? arithmetic.upload(x0) : x0;
     const x = await integrate(sampler, velocity, start, steps, async (latest, t, v) => {
       step += 1;
       if (cancelled.has(id)) throw new ModelError("cancelled");
-      if (previewEvery && step % previewEvery === 0 && step < steps) {
+      if (step < steps && performance.now() - lastPreview >= previewMs) {
+        lastPreview = performance.now();
         postMessage({ type: "preview", id, images: await arithmetic.estimate(latest, t, v) });
       }
     }, state.meta.time_shift ?? 1, arithmetic); // a sidecar from before the setting: no shift
