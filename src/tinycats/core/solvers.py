@@ -3,7 +3,8 @@
 Sampling integrates dx/dt = v(x, t) from t = 0 (noise) to t = 1 (data). The solvers only add and
 scale arrays, so the PyTorch sampler and the ONNX-only sampler (which must import without torch)
 share them, and with them the exact order of operations; web/src/solvers.js repeats that order in
-float32 for the browser. The initial noise is `tinycats.core.noise`.
+float32 for the browser. The initial noise is `tinycats.core.noise`. Like it, this module imports
+nothing of tinycats: a Hub repo's onnx/sample.py carries both (hub/stage.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from typing import TypeVar
-
-from tinycats.config import SAMPLERS
 
 Array = TypeVar("Array")
 VelocityFn = Callable[[Array, float], Array]
@@ -57,12 +56,12 @@ def heun(velocity: VelocityFn, x: Array, steps: int, shift: float = 1.0) -> Arra
     return x
 
 
-SOLVERS: dict[str, Callable[[VelocityFn, Array, int, float], Array]] = dict(zip(SAMPLERS, (euler, heun), strict=True))
+SOLVERS: dict[str, Callable[[VelocityFn, Array, int, float], Array]] = {"euler": euler, "heun": heun}  # config.SAMPLERS
 
 
 def model_calls(sampler: str, steps: int) -> int:
     """Network evaluations (per guided batch) a sampler spends."""
-    calls = dict(zip(SAMPLERS, (steps, 2 * steps - 1), strict=True))
+    calls = {"euler": steps, "heun": 2 * steps - 1}
     if sampler not in calls:
         raise KeyError(f"unknown sampler {sampler!r}; known: {', '.join(calls)}")
     return calls[sampler]

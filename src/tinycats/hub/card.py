@@ -110,9 +110,20 @@ def _usage(repo: str, files: list[str]) -> str:
         "```",
         "",
     ]
+    if layout.SAMPLER in files:
+        lines += [
+            f"Without tinycats or PyTorch: `{layout.SAMPLER}` needs only onnxruntime, numpy and Pillow, and draws what "
+            "`tinycats sample --onnx` draws for the same seed:",
+            "",
+            "```bash",
+            f"pip install onnxruntime numpy pillow && hf download {repo} --local-dir {repo.split('/')[-1]}",
+            f"python {repo.split('/')[-1]}/{layout.SAMPLER} --breed Siamese --seed 0 --output siamese.png",
+            "```",
+            "",
+        ]
     if layout.ONNX["fp32"] in files:
         lines += [
-            "Without running PyTorch (tinycats' ONNX-only sampler computes with onnxruntime and numpy):",
+            "With tinycats but without running PyTorch (its ONNX-only sampler computes with onnxruntime and numpy):",
             "",
             "```bash",
             f"hf download {repo} --local-dir {repo.split('/')[-1]}",

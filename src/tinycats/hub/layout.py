@@ -7,6 +7,7 @@
     onnx/generator.onnx           one guided step, fp32
     onnx/generator_int8.onnx      dynamic int8
     onnx/generator.json           sidecar: metadata + each file's path, sha256 and size
+    onnx/sample.py                the sampler for onnxruntime + numpy + Pillow alone (hub/portable.py)
     reports/evaluation_report.json, reports/benchmark_report.json
     samples/overview.png, samples/<Class>.png
 
@@ -29,6 +30,7 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 ONNX = {"fp32": "onnx/generator.onnx", "int8": "onnx/generator_int8.onnx"}
 SIDECAR = "onnx/generator.json"
+SAMPLER = "onnx/sample.py"
 EVALUATION = "reports/evaluation_report.json"
 BENCHMARK = "reports/benchmark_report.json"
 SAMPLES_DIR = "samples"

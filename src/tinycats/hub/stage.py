@@ -142,6 +142,9 @@ def _stage_onnx(fp32: Path, meta: dict, build: Path, origins: dict[str, Path]) -
             origins[layout.ONNX[kind]] = source
     write_sidecar(staged["fp32"], meta, staged)
     origins[layout.SIDECAR] = Path(fp32)  # the sidecar is made from the graph's own metadata
+    from tinycats.hub.portable import sampler_source
+
+    (build / layout.SAMPLER).write_text(sampler_source())
 
 
 def _stage_samples(samples_dir: Path, classes: list[str], build: Path, origins: dict[str, Path]) -> None:
