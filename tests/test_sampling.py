@@ -111,3 +111,10 @@ def test_one_batched_guided_step_equals_two_separate_forwards_with_per_sample_sc
     assert torch.allclose(guided_velocity(model, x, t, y, scale), expected, atol=1e-5)
     assert torch.allclose(GuidedStep(model)(x, t, y, scale), expected, atol=1e-5)  # what export-onnx traces
     assert torch.allclose(guided_velocity(model, x, t, y, torch.ones(3)), v_c, atol=1e-5)
+
+
+def test_every_sampler_the_config_accepts_has_a_solver():
+    from tinycats.config import SAMPLERS
+    from tinycats.core.solvers import SOLVERS
+
+    assert set(SOLVERS) == set(SAMPLERS) and all(model_calls(name, 4) >= 4 for name in SAMPLERS)
