@@ -95,8 +95,8 @@ def stage_with(world, tmp_path: Path, **changes: object) -> tuple[int, str]:
 def test_the_staged_folder_has_exactly_the_layout(world):
     files = {p.relative_to(world.staged).as_posix() for p in world.staged.rglob("*") if p.is_file()}
     grids = {layout.breed_grid(name) for name in checkpoint.load(world.ema)["config"]["model"]["class_names"]}
-    expected = {layout.CARD, layout.CONFIG, layout.WEIGHTS, *layout.ONNX.values(), layout.SIDECAR, layout.SAMPLER, layout.EVALUATION,
-                layout.BENCHMARK, layout.OVERVIEW, *grids}  # fmt: skip
+    expected = {layout.CARD, layout.CONFIG, layout.WEIGHTS, *layout.ONNX.values(), layout.SIDECAR, layout.SAMPLER,
+                layout.EVALUATION, layout.BENCHMARK, layout.OVERVIEW, *grids}  # fmt: skip
     assert files == expected
     assert not any(f.endswith(layout.PICKLE_SUFFIXES) for f in files)
     assert "dry run: nothing was uploaded" in world.printed and f"{layout.WEIGHTS}" in world.printed

@@ -125,7 +125,7 @@ function velocityFn(state, labels, dims, cfg, interval, arithmetic, onCall) {
 
 async function generate({ id, labels, noise, seed, steps, sampler, cfg, interval, previewMs }) {
   const state = current;
-  if (!state?.session) throw Object.assign(new ModelError("the model is not loaded: press Generate again"), { reload: true });
+  if (!state?.session) throw Object.assign(state?.lostError ?? new ModelError("the model is not loaded: press Generate again"), { reload: true });
   const { channels: c, image_size: s } = state.meta;
   const size = c * s * s;
   const dims = [labels.length, c, s, s];
