@@ -20,13 +20,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("reading published models", ("hub.layout", "hub.load", "hub.net", "hub")),
     ("loading any checkpoint", ("generator",)),
     ("jobs", ("training", "evaluate", "export")),
-    ("shipping and facades", ("hub.stage", "hub.check", "hub.card", "hub.publish", "api", "demo", "web")),
+    ("shipping and facades", ("hub.stage", "hub.portable", "hub.check", "hub.card", "hub.publish", "api", "demo", "web")),
     ("command line", ("cli", "__main__")),
     ("cloud", ("cloud",)),
 ]
 SIBLINGS = ("training", "evaluate", "export")  # jobs that must not lean on one another
 TORCH_FREE = (
     "tinycats.export.onnx_sampler",
+    "tinycats.export.standalone",
     "tinycats.core.noise",
     "tinycats.core.solvers",
     "tinycats.pictures",

@@ -71,8 +71,12 @@ def test_onnx_sample_py_draws_what_tinycats_sample_onnx_draws(repo, bare_python,
     assert got.std() > 5  # a picture, not a flat field
 
 
-def test_its_settings_default_to_the_sidecar_and_bad_breeds_are_refused(repo, bare_python):
+def test_its_settings_default_to_the_sidecar_and_bad_breeds_are_refused(repo, bare_python, tmp_path):
     meta = json.loads((repo / layout.SIDECAR).read_text())
+    done = run_bare(bare_python, str(repo / layout.SAMPLER), "--breed", "siamese", "--output", str(tmp_path / "s.png"))
+    m = meta
+    said = f"Siamese, seed 0, {m['recommended_sampler']} {m['recommended_steps']} steps, cfg {m['recommended_cfg_scale']}"
+    assert done.returncode == 0 and said in done.stdout, done.stdout + done.stderr
     help_text = run_bare(bare_python, str(repo / layout.SAMPLER), "--help").stdout
     assert "--breed" in help_text and "Siamese" in help_text
     done = run_bare(bare_python, str(repo / layout.SAMPLER), "--breed", "Tiger", "--output", "x.png")

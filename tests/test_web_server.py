@@ -50,6 +50,9 @@ def server(tmp_path):
         (folder / "etcdir").symlink_to(outside, target_is_directory=True)
     (model / "onnx" / "generator_int8.onnx").unlink()  # named by the sidecar, but a link out: refused
     (model / "onnx" / "generator_int8.onnx").symlink_to(outside / "secret.txt")
+    # a sidecar that names files outside its folder, absolutely and by climbing
+    hostile = {**SIDECAR["files"], "abs": {"path": str(outside / "secret.txt")}, "up": {"path": "../../outside/secret.txt"}}
+    (model / "onnx" / "generator.json").write_text(json.dumps({**SIDECAR, "files": hostile}))
     httpd = make_server(str(model), port=0, page=page)
     serve_in_background(httpd)
     yield httpd.server_address[1], tmp_path
@@ -70,11 +73,12 @@ def test_the_page_and_what_the_sidecar_names_are_served_with_the_isolation_heade
     port, _ = server
     expected = {"/": PAGE_FILES["index.html"], "/app.js": b"// app", "/ort/ort.wasm": b"\0asm",
                 "/model/config.json": MODEL_FILES["config.json"], "/model/onnx/generator.onnx?v=1": b"fp32 graph",
-                "/model/onnx/generator.json": MODEL_FILES["onnx/generator.json"]}  # fmt: skip
+                "/model/onnx/generator%2Eonnx": b"fp32 graph"}  # fmt: skip
     for path, data in expected.items():
         status, headers, body = request(port, path)
         assert (status, body) == (200, data), path
         assert all(headers[key] == value for key, value in ISOLATION_HEADERS.items())
+    assert request(port, "/model/onnx/generator.json")[0] == 200
     status, headers, body = request(port, "/model/onnx/generator.onnx", "HEAD")
     assert (status, body, headers["Content-Length"]) == (200, b"", str(len(b"fp32 graph")))
 
@@ -88,6 +92,7 @@ HOSTILE = [
     "/model/%2E%2E/%2E%2E/outside/secret.txt",
     "/model/..%2f..%2foutside/secret.txt", "/%252e%252e/outside/secret.txt", "//etc/passwd", "/model//onnx/generator.json",
     "/model/onnx/./generator.json", "/index.html/../../outside/secret.txt", "/model/%00", "/nothing-here",
+    "/model/../outside/secret.txt", "/model/outside/secret.txt", "/model/onnx/../../outside/secret.txt",  # the sidecar's "up"
 ]  # fmt: skip
 
 
@@ -98,6 +103,22 @@ def test_links_out_listings_and_traversal_are_one_404_that_names_nothing(server,
     assert status == 404 and body == b"not found\n", (path, status, body[:200])
     assert "SECRET" not in body.decode() and str(root) not in json.dumps(headers)
     assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+
+
+def test_a_sidecar_path_outside_the_folder_is_not_served(server):
+    port, root = server
+    absolute = str(root / "outside" / "secret.txt")
+    for path in (f"/model/{absolute}", f"/model//{absolute.lstrip('/')}", absolute):
+        status, _, body = request(port, path)
+        assert status == 404 and b"SECRET" not in body, path
+
+
+def test_a_file_turned_into_a_link_after_the_start_is_refused(server):
+    port, root = server
+    assert request(port, "/app.js")[0] == 200
+    (root / "page" / "app.js").unlink()
+    (root / "page" / "app.js").symlink_to(root / "outside" / "secret.txt")
+    assert request(port, "/app.js")[::2] == (404, b"not found\n")
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])

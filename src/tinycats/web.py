@@ -23,11 +23,12 @@ import json
 import mimetypes
 import os
 import posixpath
+import shutil
 import threading
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tinycats.errors import HubError
 from tinycats.hub import layout
@@ -53,12 +54,15 @@ def model_url(model: str) -> str:
     return "/model/"
 
 
+Entry = tuple[Path, str, "Path | None"]  # (root, relative path, the Hub cache's blobs folder or None)
+
+
 def _regular(root: Path, rel: str, blobs: Path | None = None) -> Path | None:
     """root/rel when it is a regular file reached through no link, or (with `blobs`) whose one link
-    is the file itself and points into `blobs`; else None."""
+    is the file itself and points into `blobs`; else None. Checked at start and on every request."""
     path = root
     parts = PurePosixPath(rel).parts
-    if not parts or any(part in ("", ".", "..") for part in parts):
+    if not parts or PurePosixPath(rel).is_absolute() or any(part in ("", ".", "..") for part in parts):
         return None
     for part in parts[:-1]:
         path = path / part
@@ -71,36 +75,37 @@ def _regular(root: Path, rel: str, blobs: Path | None = None) -> Path | None:
     return path if path.is_file() else None
 
 
-def page_files(page: Path) -> dict[str, Path]:
-    """URL path -> file for every regular file of the built page ("/" is index.html)."""
+def page_files(page: Path) -> dict[str, Entry]:
+    """URL path -> entry for every regular file of the built page ("/" is index.html)."""
     root = page.resolve()
-    files = {}
+    files: dict[str, Entry] = {}
     for folder, _, names in os.walk(root):  # links to folders are not walked, links to files are refused
         for name in names:
             rel = (Path(folder) / name).relative_to(root).as_posix()
-            if (path := _regular(root, rel)) is not None:
-                files["/" + rel] = path
+            if _regular(root, rel) is not None:
+                files["/" + rel] = (root, rel, None)
     files["/"] = files["/index.html"]
     return files
 
 
-def model_files(model_dir: Path, sidecar: dict) -> dict[str, Path]:
-    """URL path -> file for what the page may read of a repo folder: config.json, the sidecar and
-    the files it names. In a Hub cache snapshot (…/snapshots/REV) links into …/blobs are followed."""
+def model_files(model_dir: Path, sidecar: dict) -> dict[str, Entry]:
+    """URL path -> entry for what the page may read of a repo folder: config.json, the sidecar and
+    the files it names. In a Hub cache snapshot (…/snapshots/REV) links into …/blobs are followed
+    (a `blobs` that is itself a link is not trusted)."""
     root = model_dir.resolve()
     blobs = root.parent.parent / "blobs" if root.parent.name == "snapshots" else None
+    blobs = blobs if blobs is not None and blobs.is_dir() and not blobs.is_symlink() else None
     names = {layout.CONFIG, layout.SIDECAR}
     for entry in sidecar.get("files", {}).values():
         if isinstance(entry, dict) and isinstance(entry.get("path"), str):
             names.add(posixpath.normpath(posixpath.join(posixpath.dirname(layout.SIDECAR), entry["path"])))
-    files = {f"/model/{name}": _regular(root, name, blobs.resolve() if blobs and blobs.is_dir() else None) for name in names}
-    return {url: path for url, path in files.items() if path is not None}
+    return {f"/model/{name}": (root, name, blobs) for name in names if _regular(root, name, blobs) is not None}
 
 
 class Handler(BaseHTTPRequestHandler):
     """The allow-listed files, /server.json, isolation headers on every answer."""
 
-    def __init__(self, *args, files: dict[str, Path], default_model: str, **kwargs) -> None:
+    def __init__(self, *args, files: dict[str, Entry], default_model: str, **kwargs) -> None:
         self.files, self.default_model = files, default_model
         super().__init__(*args, **kwargs)
 
@@ -111,25 +116,40 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(body=False)
 
     def _answer(self, body: bool) -> None:
-        route = urlsplit(self.path).path
+        route = unquote(urlsplit(self.path).path)  # an exact match after decoding: no spelling of .. is listed
         if route == "/server.json":
             self._send(200, json.dumps({"model": self.default_model}).encode(), "application/json", body)
-        elif route in self.files:
-            path = self.files[route]
-            self._send(200, path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream", body)
-        else:
+            return
+        path = _regular(*self.files[route]) if route in self.files else None  # again: a file may have become a link
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW) if path is not None else None
+        except OSError:
+            fd = None
+        if fd is None:
             self._send(404, b"not found\n", "text/plain; charset=utf-8", body)
+            return
+        with os.fdopen(fd, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            self._headers(200, size, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+            if body:
+                self._write(lambda: shutil.copyfileobj(f, self.wfile))
 
-    def _send(self, status: int, data: bytes, content_type: str, body: bool) -> None:
+    def _headers(self, status: int, length: int, content_type: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
+
+    def _send(self, status: int, data: bytes, content_type: str, body: bool) -> None:
+        self._headers(status, len(data), content_type)
         if body:
-            try:
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):  # the browser stopped reading: nothing to answer
-                self.close_connection = True
+            self._write(lambda: self.wfile.write(data))
+
+    def _write(self, write) -> None:
+        try:
+            write()
+        except (BrokenPipeError, ConnectionResetError):  # the browser stopped reading: nothing to answer
+            self.close_connection = True
 
     def _refuse(self) -> None:
         self.send_response(405)

@@ -7,6 +7,7 @@
 // WebGPU (docs/web.md), so `navigator.gpu` has a real, CPU-emulated adapter.
 // Usage: node drive.mjs '{"visits": [{"url": U, "viewport": [w, h], "keys": ["Tab", …],
 //                                     "screenshot": "a.png"}, …], "timeoutMs": 120000}'
+import { pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
 
 export const CHROMIUM_ARGS = [
@@ -67,7 +68,7 @@ async function visit(context, { url, viewport = [1200, 900], keys = null, screen
   return { url, ...result, consoleErrors, requests: requests.splice(0), elapsedMs: Date.now() - started };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { visits, timeoutMs = 120000 } = JSON.parse(process.argv[2]);
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
   const context = await browser.newContext();

@@ -10,7 +10,7 @@ import { EPS, PRECISIONS } from "./providers.js";
 import { toLevel } from "./solvers.js";
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
+const startParams = new URLSearchParams(location.search);
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 const CELL = 96; // px on screen per grid image, reserved before the images arrive
 // A preview at most this often: a generation that ends sooner shows none (each costs a read-back,
@@ -42,7 +42,7 @@ function request(message) {
       else if (data.type === "preview") draw($("preview"), data.images, 0);
       else if (data.type === "error") {
         if (data.reload) loadedKey = null;
-        reject(Object.assign(new Error(data.message), { name: "ModelError" }));
+        reject(Object.assign(new Error(data.message), { name: "ModelError", stale: data.stale }));
       } else resolve(data);
     };
     worker.postMessage(message);
@@ -111,10 +111,12 @@ function choose(select, value, what, allowed) {
   select.value = value;
 }
 
-async function openModel() {
+async function openModel(first = false) {
   setState("loading", "reading the model's sidecar…");
   base = resolveBase($("model").value, location.href);
   meta = await readSidecar(base);
+  // The URL's settings on the first open; a model chosen later starts from its own recommendation.
+  const params = first ? startParams : new URLSearchParams();
   $("breed").replaceChildren(...meta.class_names.map((name, i) => new Option(name.replaceAll("_", " "), String(i))));
   const wanted = params.get("breed");
   if (wanted !== null && wanted !== "all") {
@@ -192,16 +194,18 @@ async function generate(all) {
 }
 
 function run(all) {
-  generate(all).catch((err) => (err.message === "cancelled" ? setState("ready", "cancelled") : fail(err)));
+  generate(all)
+    .catch((err) => (err.stale ? generate(all) : Promise.reject(err))) // the session died while idle: once more, on a new one
+    .catch((err) => (err.message === "cancelled" ? setState("ready", "cancelled") : fail(err)));
 }
 
 async function main() {
   const fallback = await fetch("server.json").then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
-  $("model").value = params.get("model") ?? fallback.model ?? "./model/";
-  if (params.has("seed")) $("seed").value = params.get("seed");
-  if (params.has("n")) $("n").value = params.get("n");
-  choose($("precision"), params.get("precision") ?? "auto", "precision", PRECISIONS);
-  choose($("ep"), params.get("ep") ?? "auto", "ep", EPS);
+  $("model").value = startParams.get("model") ?? fallback.model ?? "./model/";
+  if (startParams.has("seed")) $("seed").value = startParams.get("seed");
+  if (startParams.has("n")) $("n").value = startParams.get("n");
+  choose($("precision"), startParams.get("precision") ?? "auto", "precision", PRECISIONS);
+  choose($("ep"), startParams.get("ep") ?? "auto", "ep", EPS);
   $("randomise").onclick = () => {
     $("seed").value = String(Math.floor(Math.random() * 2 ** 31));
     syncUrl();
@@ -217,9 +221,9 @@ async function main() {
     run(false);
   };
   $("all-breeds").onclick = () => run(true);
-  await openModel();
-  if (params.get("generate") === "1") await generate(params.get("breed") === "all");
-  else syncUrl(params.get("breed") === "all");
+  await openModel(true);
+  if (startParams.get("generate") === "1") await generate(startParams.get("breed") === "all");
+  else syncUrl(startParams.get("breed") === "all");
 }
 
 main().catch(fail);

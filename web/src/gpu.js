@@ -90,10 +90,12 @@ export class GpuArithmetic {
     const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(tensor.gpuBuffer, 0, staging, 0, 4 * this.count);
     this.device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    const values = new Float32Array(staging.getMappedRange().slice(0));
-    staging.destroy();
-    return values;
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      return new Float32Array(staging.getMappedRange().slice(0));
+    } finally {
+      staging.destroy();
+    }
   }
 
   destroy() {

@@ -46,6 +46,7 @@ function watchLoss(state) {
   state.lost = new Promise((_, reject) => {
     state.device.lost.then((info) => {
       if (state.retired) return;
+      state.deadSession = state.session; // released by retire(): a run may still be in flight
       state.session = null;
       state.lostError = new ModelError(`the WebGPU device was lost (${info.message || info.reason}): press Generate to start a new one, or open the page with ep=wasm`);
       reject(state.lostError);
@@ -54,10 +55,14 @@ function watchLoss(state) {
   state.lost.catch(() => {}); // seen by whoever races it; never an unhandled rejection
 }
 
-function retire(state) {
+async function retire(state) {
   if (!state) return;
   state.retired = true;
-  state.session?.release();
+  try {
+    await (state.session ?? state.deadSession)?.release();
+  } catch {
+    // a session on a lost device may fail to release; it is dropped either way
+  }
   state.device?.destroy();
 }
 
@@ -69,14 +74,13 @@ async function build(base, meta, precision, chosen, threads) {
   try {
     return { file, bytes, ort, session: await createSession(ort, bytes.bytes, chosen) };
   } catch (err) {
-    chosen.device?.destroy();
     throw Object.assign(new ModelError(`the ${file.precision} model does not run on ${chosen.provider.toUpperCase()} here (${err.message})`), { cause: err });
   }
 }
 
 async function load({ base, meta, precision, ep }) {
   const started = performance.now();
-  retire(current);
+  await retire(current);
   current = null;
   const threads = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 8) : 1;
   let chosen = await pickProvider(ep);
@@ -84,6 +88,7 @@ async function load({ base, meta, precision, ep }) {
   try {
     built = await build(base, meta, precision, chosen, threads);
   } catch (err) {
+    chosen.device?.destroy(); // whatever failed, this device has no session
     if (!err.cause || chosen.provider !== "webgpu" || ep === "webgpu") throw err; // a bad download, or WebGPU asked for
     chosen = { provider: "wasm", reason: `the WebGPU session did not build (${err.cause.message})` };
     built = await build(base, meta, precision, chosen, threads);
@@ -116,6 +121,7 @@ function velocityFn(state, labels, dims, cfg, interval, arithmetic, onCall) {
       cfg_scale: interval[0] <= t && t <= interval[1] ? guide : plain, // guidance happens in the graph, once
     };
     const run = state.session.run(feeds);
+    run.catch(() => {}); // when the device is lost first, the run's own failure is no news
     const out = await (state.lost ? Promise.race([run, state.lost]) : run);
     onCall(performance.now() - started);
     const velocity = out[state.session.outputNames[0]];
@@ -125,7 +131,8 @@ function velocityFn(state, labels, dims, cfg, interval, arithmetic, onCall) {
 
 async function generate({ id, labels, noise, seed, steps, sampler, cfg, interval, previewMs }) {
   const state = current;
-  if (!state?.session) throw Object.assign(state?.lostError ?? new ModelError("the model is not loaded: press Generate again"), { reload: true });
+  // The device went while the page was idle: the page loads again and retries (app.js).
+  if (!state?.session) throw Object.assign(new ModelError(state?.lostError?.message ?? "the model is not loaded"), { reload: true, stale: true });
   const { channels: c, image_size: s } = state.meta;
   const size = c * s * s;
   const dims = [labels.length, c, s, s];
@@ -166,6 +173,6 @@ onmessage = async ({ data }) => {
     else if (data.type === "generate") await generate(data);
   } catch (err) {
     const reload = Boolean(err.reload) || (current !== null && current.session === null);
-    postMessage({ type: "error", id: data.id, reload, message: err instanceof ModelError ? err.message : `${err.name}: ${err.message}` });
+    postMessage({ type: "error", id: data.id, reload, stale: Boolean(err.stale), message: err instanceof ModelError ? err.message : `${err.name}: ${err.message}` });
   }
 };
