@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -60,3 +62,28 @@ def make_checkpoint(path: Path, prediction: str = "x", **model: str) -> Path:
         p.data.normal_(0, 0.1)
     state = {"format": checkpoint.EMA_FORMAT, "step": 7, "model": model.state_dict(), "config": cfg.to_dict()}
     return checkpoint.save_atomic(state, path)
+
+
+class HubHandler(SimpleHTTPRequestHandler):
+    """A loopback stand-in for the Hub's file server (tests/test_web.py, tests/test_space.py):
+    /OWNER/REPO/resolve/REVISION/<file> from folders[REPO] with the Hub's CORS header; logs paths."""
+
+    def __init__(self, *args, folders: dict[str, Path], seen: list[str], revision: str, **kwargs) -> None:
+        self.folders, self.seen, self.revision = folders, seen, revision
+        super().__init__(*args, directory=str(next(iter(folders.values()))), **kwargs)
+
+    def translate_path(self, path: str) -> str:
+        self.seen.append(path)
+        parts = urlparse(path).path.split("/")
+        repo = "/".join(parts[1:3])
+        if repo not in self.folders or parts[3:5] != ["resolve", self.revision]:
+            return "/nonexistent"
+        self.directory = str(self.folders[repo])
+        return super().translate_path("/" + "/".join(parts[5:]))
+
+    def end_headers(self) -> None:
+        self.send_header("Access-Control-Allow-Origin", "*")
+        super().end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return

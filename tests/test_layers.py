@@ -20,7 +20,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("reading published models", ("hub.layout", "hub.load", "hub.net", "hub")),
     ("loading any checkpoint", ("generator",)),
     ("jobs", ("training", "evaluate", "export")),
-    ("shipping and facades", ("hub.stage", "hub.portable", "hub.check", "hub.card", "hub.publish", "api", "demo", "web")),
+    (
+        "shipping and facades",
+        ("hub.stage", "hub.portable", "hub.space", "hub.check", "hub.card", "hub.publish", "api", "demo", "web"),
+    ),
     ("command line", ("cli", "__main__")),
     ("cloud", ("cloud",)),
 ]

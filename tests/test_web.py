@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlencode, urlparse
@@ -32,7 +32,7 @@ from tinycats.pictures import to_uint8
 from tinycats.training.loop import train
 from tinycats.web import PAGE_DIR, make_server, serve_in_background
 
-from conftest import make_checkpoint, tiny_config
+from conftest import HubHandler, make_checkpoint, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -46,30 +46,6 @@ if not READY and not os.environ.get("CI"):
 
 REPO, REV = "tinycats-test/toy", "0123abcd"
 SHIFTED = "tinycats-test/shifted"  # a time-shifted model (ModelConfig.time_shift = 2)
-
-
-class HubHandler(SimpleHTTPRequestHandler):
-    """/OWNER/REPO/resolve/REV/<file> from folders[REPO] with the Hub's CORS header; logs paths."""
-
-    def __init__(self, *args, folders: dict[str, Path], seen: list[str], **kwargs) -> None:
-        self.folders, self.seen = folders, seen
-        super().__init__(*args, directory=str(next(iter(folders.values()))), **kwargs)
-
-    def translate_path(self, path: str) -> str:
-        self.seen.append(path)
-        parts = urlparse(path).path.split("/")
-        repo = "/".join(parts[1:3])
-        if repo not in self.folders or parts[3:5] != ["resolve", REV]:
-            return "/nonexistent"
-        self.directory = str(self.folders[repo])
-        return super().translate_path("/" + "/".join(parts[5:]))
-
-    def end_headers(self) -> None:
-        self.send_header("Access-Control-Allow-Origin", "*")
-        super().end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return
 
 
 FAULT = Path(__file__).parent / "fixtures" / "webgpu_fault.js"
@@ -113,7 +89,7 @@ def site(tmp_path_factory) -> SimpleNamespace:
     (missing / layout.ONNX["fp32"]).unlink()
     seen: list[str] = []
     folders = {REPO: good, "tinycats-test/bad-hash": bad_hash, "tinycats-test/missing": missing, SHIFTED: shifted}
-    hub = ThreadingHTTPServer(("127.0.0.1", 0), partial(HubHandler, folders=folders, seen=seen))
+    hub = ThreadingHTTPServer(("127.0.0.1", 0), partial(HubHandler, folders=folders, seen=seen, revision=REV))
     servers = [hub, make_server(str(good), port=0)]
     servers += [make_server(str(good), port=0, page=faulty_page(root, mode)) for mode in ("lose", "fail")]
     for server in servers:

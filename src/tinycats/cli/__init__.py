@@ -18,6 +18,7 @@ from tinycats.cli import (
     evaluate_cmd,
     export_cmd,
     sample_cmd,
+    space_cmd,
     train_cmd,
     upload_cmd,
     web_cmd,
@@ -34,6 +35,7 @@ COMMANDS = (
     evaluate_cmd,
     classifier_cmd,
     upload_cmd,
+    space_cmd,
     web_cmd,
 )
 

@@ -67,7 +67,7 @@ def publish(
         )
     except (*network_errors(), HFValidationError) as exc:
         text = str(exc).strip()
-        reason = _scrub(text.splitlines()[0] if text else type(exc).__name__, token or get_token())
+        reason = scrub(text.splitlines()[0] if text else type(exc).__name__, token or get_token())
         retry = f"tinycats upload --staged {folder} --repo-id {repo_id}" + (f" --revision {revision}" if revision else "")
         raise HubError(f"upload to {repo_id} failed ({reason}); the staged folder is kept: retry with `{retry}`") from None
     published = Published(repo_id, branch, info.commit_url, info.oid, base_url(repo_id, info.oid), record_path(folder))
@@ -76,5 +76,5 @@ def publish(
     return published
 
 
-def _scrub(text: str, token: str | None) -> str:
+def scrub(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
