@@ -78,3 +78,18 @@ def output_path(flag: str, path: str, folder: bool = False) -> Path:
     if not folder and path.is_dir():
         raise UsageError(f"{flag} {path} is a folder: give a file name")
     return path
+
+
+def validate_repo_id(repo_id: str, flag: str) -> None:
+    """OWNER/NAME, as the Hub accepts it, or a one-line HubError naming `flag`."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id as hub_validate
+
+    from tinycats.errors import HubError
+
+    try:
+        hub_validate(repo_id)
+        if repo_id.count("/") != 1:
+            raise HFValidationError("expected OWNER/REPO")
+    except HFValidationError as exc:
+        raise HubError(f"{flag} {repo_id!r} is not a Hub repo id ({str(exc).splitlines()[0]}): write OWNER/REPO") from None

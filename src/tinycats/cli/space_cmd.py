@@ -25,10 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinycats.cli.upload_cmd import _validate_repo_id
+    from tinycats.cli.common import validate_repo_id
     from tinycats.hub.space import publish_space, stage_space
 
-    _validate_repo_id(args.space_id)
+    validate_repo_id(args.space_id, "--space-id")
     folder = args.dry_run or args.stage_dir or Path("space") / args.space_id.replace("/", "--")
     files = stage_space(args.model, args.space_id, folder, args.title)
     print(f"staged {folder}: {len(files)} files, {sum(files.values()) / 1e6:.2f} MB")

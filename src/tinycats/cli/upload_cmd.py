@@ -31,13 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tinycats.cli.common import validate_repo_id
     from tinycats.errors import HubError
     from tinycats.hub.check import check
     from tinycats.hub.publish import publish
     from tinycats.hub.stage import StageInputs, stage
 
     if args.repo_id:
-        _validate_repo_id(args.repo_id)
+        validate_repo_id(args.repo_id, "--repo-id")
     elif not args.dry_run:
         raise HubError("--repo-id OWNER/REPO is needed to upload (or stage only, with --dry-run DIR)")
     if args.staged:
@@ -66,17 +67,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"browser page model URL (pinned): {published.base_url}")
     print(f"recorded in {published.record}")
     return 0
-
-
-def _validate_repo_id(repo_id: str) -> None:
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    from tinycats.errors import HubError
-
-    try:
-        validate_repo_id(repo_id)
-        if repo_id.count("/") != 1:
-            raise HFValidationError("expected OWNER/REPO")
-    except HFValidationError as exc:
-        raise HubError(f"--repo-id {repo_id!r} is not a Hub repo id ({str(exc).splitlines()[0]}): write OWNER/REPO") from None
