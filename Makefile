@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The oldest huggingface_hub that pyproject.toml declares, beside the pinned one, for tests/test_hub.py.
 HUB_OLDEST := $(VENV)/hub-oldest
 
-.PHONY: demo test lint install clean web chromium
+.PHONY: demo test lint install clean web wheel chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,15 +24,21 @@ $(HUB_OLDEST)/.installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --target $(HUB_OLDEST) "huggingface_hub==1.0.1"
 	touch $@
 
-# The browser page: npm packages from the lockfile, built into web/dist (tinycats web serves it).
+# The browser page: npm packages from the lockfile, built into src/tinycats/page (package data:
+# `tinycats web` serves it, and the wheel carries it).
 web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-web/dist/index.html: web/node_modules/.installed web/build.mjs $(wildcard web/src/*)
+PAGE := src/tinycats/page/index.html
+$(PAGE): web/node_modules/.installed web/build.mjs $(wildcard web/src/*)
 	cd web && node build.mjs
 
-web: web/dist/index.html
+web: $(PAGE)
+
+# The sdist and, built from it, the wheel (page and presets inside) into dist/.
+wheel: $(STAMP) $(PAGE)
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 # Debian's Chromium for the browser tests (playwright-core drives it; it downloads no browser).
 chromium:
@@ -49,4 +55,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo build src/*.egg-info web/node_modules web/dist
+	rm -rf $(VENV) demo build dist src/*.egg-info web/node_modules src/tinycats/page

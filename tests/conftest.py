@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.message import Message
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlparse
@@ -87,3 +88,11 @@ class HubHandler(SimpleHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         return
+
+
+def fake_metadata(links: dict[str, str]) -> Message:
+    """Package metadata as importlib.metadata returns it, with pyproject.toml's [project.urls]."""
+    message = Message()
+    for label, url in links.items():
+        message["Project-URL"] = f"{label}, {url}"
+    return message

@@ -20,6 +20,7 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors import safe_open
 
+import tinycats
 from tinycats import checkpoint
 from tinycats.cli import main
 from tinycats.core.model import TinyDiT
@@ -35,7 +36,7 @@ from tinycats.hub.check import check
 from tinycats.hub.publish import publish, record_path
 from tinycats.training.loop import train
 
-from conftest import tiny_config
+from conftest import fake_metadata, tiny_config
 
 REPO = "tinycats-test/toy"
 
@@ -139,6 +140,22 @@ def test_model_card_holds_exactly_the_measured_metrics(world):
     assert "FID" not in text and "not evaluated" not in text.lower()
     assert f"hf://{REPO}" in text and "| batch | 4 × 1 accumulation = 4 |" in text and "| EMA | β = 0.99 |" in text
     assert "onnx-fp32" in text  # the benchmark table
+
+
+def test_the_card_links_its_space_and_the_project_only_where_they_are_set(world, tmp_path, monkeypatch):
+    out = tmp_path / "with-space"
+    run_cli("upload", "--generator", str(world.ema), "--repo-id", REPO, "--space-id", "tinycats-test/page", "--dry-run", str(out))
+    text = ModelCard.load(out / layout.CARD).text
+    assert "the Space [tinycats-test/page](https://huggingface.co/spaces/tinycats-test/page)" in text
+    assert "huggingface.co/spaces" not in ModelCard.load(world.staged / layout.CARD).text
+    # The install lines name the file `make wheel` builds (tests/test_wheel.py builds it) and the source.
+    assert f'pip install "tinycats-{tinycats.__version__}-py3-none-any.whl[onnx]"' in text and 'pip install ".[onnx]"' in text
+    assert "from its source." in text  # no project URL: pyproject.toml sets none
+    links = {"Source": "https://example.org/tinycats", "Funding": "mailto:someone@example.org"}
+    monkeypatch.setattr("tinycats.about.metadata", lambda name: fake_metadata(links))
+    config = json.loads((world.staged / layout.CONFIG).read_text())
+    text = card_lib.build_card(config, 1000, [layout.CONFIG], repo_id=REPO).text
+    assert "from its source ([Source](https://example.org/tinycats))." in text and "mailto" not in text
 
 
 def test_the_card_names_the_power_function_ema_where_one_was_used(world):

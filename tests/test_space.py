@@ -30,7 +30,7 @@ from tinycats.hub.stage import StageInputs, stage
 from tinycats.pictures import to_uint8
 from tinycats.web import PAGE_DIR, serve_in_background
 
-from conftest import HubHandler, make_checkpoint
+from conftest import HubHandler, fake_metadata, make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO, COMMIT, SPACE = "tinycats-test/toy", "c0ffee" + "0" * 34, "tinycats-test/page"
@@ -41,6 +41,9 @@ needs_browser = pytest.mark.skipif(not BROWSER and not os.environ.get("CI"), rea
 def front_matter(readme: str) -> dict:
     _, header, _ = readme.split("---\n", 2)
     return yaml.safe_load(header)
+
+
+LINKS = {"Source": "https://example.org/tinycats", "Documentation": "https://example.org/tinycats/docs"}
 
 
 class StaticHandler(SimpleHTTPRequestHandler):
@@ -71,6 +74,7 @@ def deployed(tmp_path_factory):
     endpoint = f"http://127.0.0.1:{hub.server_address[1]}"
     patch = pytest.MonkeyPatch()
     patch.setattr("huggingface_hub.constants.ENDPOINT", endpoint)
+    patch.setattr("tinycats.about.metadata", lambda name: fake_metadata(LINKS))  # as if pyproject.toml set them
     files = stage_space(f"hf://{REPO}@{COMMIT}", SPACE, root / "space")
     patch.undo()
     headers = front_matter((root / "space" / "README.md").read_text())["custom_headers"]
@@ -89,7 +93,8 @@ def test_the_space_declares_sdk_static_the_three_headers_and_the_pinned_model(de
     meta = front_matter((space / "README.md").read_text())
     assert meta["sdk"] == "static" and meta["app_file"] == "index.html" and (space / meta["app_file"]).is_file()
     assert meta["custom_headers"] == SPACE_HEADERS and meta["models"] == [REPO] and meta["title"]
-    assert json.loads((space / "server.json").read_text()) == {"model": f"{deployed.endpoint}/{REPO}/resolve/{COMMIT}/"}
+    model = f"{deployed.endpoint}/{REPO}/resolve/{COMMIT}/"
+    assert json.loads((space / "server.json").read_text()) == {"model": model, "links": LINKS}
     assert {"index.html", "app.js", "worker.js", "ort/ort.wasm.min.mjs", "server.json", "README.md"} <= set(deployed.files)
 
 
@@ -115,6 +120,7 @@ def test_as_deployed_it_is_isolated_threaded_and_draws_the_python_image_and_with
         got = np.asarray(r["pixels"], dtype=np.uint8).reshape(r["height"], r["width"], 4)[..., :3]
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
         assert r["consoleErrors"] == [], r["consoleErrors"]
+        assert r["links"] == [list(item) for item in LINKS.items()]  # the project's links, under the page
     assert with_headers["isolated"] is True
     threads = int(with_headers["status"].split(" thread(s)")[0].rsplit("· ", 1)[-1])
     assert threads > 1, with_headers["status"]

@@ -210,6 +210,16 @@ def test_isolated_multithreaded_wasm_loopback_only_and_no_console_errors(runs):
     assert hosts == {"127.0.0.1"}
 
 
+def test_no_project_link_is_shown_where_the_package_sets_none(runs):
+    """pyproject.toml sets no [project.urls]: server.json carries none and the page shows none (the
+    Space test shows one that is set)."""
+    from tinycats.about import project_urls
+
+    assert project_urls() == {}
+    results, _ = runs
+    assert all(r["links"] == [] for r in results.values())
+
+
 def test_a_second_visit_loads_from_the_cache(runs):
     results, _ = runs
     assert "downloaded" in results["fp32"]["status"] and "from the cache" in results["again"]["status"]

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tinycats.web import ISOLATION_HEADERS, make_server, serve_in_background
+from tinycats.errors import HubError
+from tinycats.web import ISOLATION_HEADERS, make_server, serve_in_background, server_json
+
+from conftest import fake_metadata
 
 SIDECAR = {"format": "tinycats-onnx-v1", "files": {"fp32": {"path": "generator.onnx"}, "int8": {"path": "generator_int8.onnx"}}}
 MODEL_FILES = {
@@ -81,6 +84,23 @@ def test_the_page_and_what_the_sidecar_names_are_served_with_the_isolation_heade
     assert request(port, "/model/onnx/generator.json")[0] == 200
     status, headers, body = request(port, "/model/onnx/generator.onnx", "HEAD")
     assert (status, body, headers["Content-Length"]) == (200, b"", str(len(b"fp32 graph")))
+
+
+def test_server_json_names_the_model_route_and_the_projects_links(server, monkeypatch):
+    port, _ = server
+    status, headers, body = request(port, "/server.json")
+    assert (status, headers["Content-Type"]) == (200, "application/json")
+    assert json.loads(body) == {"model": "/model/", "links": {}}  # pyproject.toml sets no [project.urls]
+    links = {"Source": "https://example.org/tinycats"}
+    monkeypatch.setattr("tinycats.about.metadata", lambda name: fake_metadata({**links, "Chat": "irc://example.org"}))
+    assert json.loads(server_json("https://hub.example/OWNER/REPO/resolve/abc/")) == {
+        "model": "https://hub.example/OWNER/REPO/resolve/abc/", "links": links}  # only http(s) URLs
+
+
+def test_an_install_without_the_built_page_says_how_to_get_it(tmp_path):
+    model = write(tmp_path / "model", MODEL_FILES)
+    with pytest.raises(HubError, match=r"the browser page is not built .*run `make web`.*install the wheel"):
+        make_server(str(model), port=0, page=tmp_path / "no-page")
 
 
 HOSTILE = [

@@ -1,5 +1,6 @@
-// Build the static site into dist/: our page files and the onnxruntime-web files it loads
-// (from node_modules, installed from the lockfile), so any static host serves one folder.
+// Build the static site into the Python package (src/tinycats/page/, package data, so a wheel carries
+// it): our page files and the onnxruntime-web files it loads (from node_modules, installed from the
+// lockfile), so any static host serves one folder.
 import { cpSync, mkdirSync, rmSync } from "node:fs";
 
 const ORT = "node_modules/onnxruntime-web/dist";
@@ -10,8 +11,9 @@ const ORT_FILES = [
   "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
 ];
 
-rmSync("dist", { recursive: true, force: true });
-cpSync("src", "dist", { recursive: true });
-mkdirSync("dist/ort");
-for (const name of ORT_FILES) cpSync(`${ORT}/${name}`, `dist/ort/${name}`);
-console.log(`built dist/ (page + ${ORT_FILES.length} onnxruntime-web files)`);
+const OUT = "../src/tinycats/page";
+rmSync(OUT, { recursive: true, force: true });
+cpSync("src", OUT, { recursive: true });
+mkdirSync(`${OUT}/ort`);
+for (const name of ORT_FILES) cpSync(`${ORT}/${name}`, `${OUT}/ort/${name}`);
+console.log(`built ${OUT}/ (page + ${ORT_FILES.length} onnxruntime-web files)`);

@@ -1,11 +1,13 @@
-"""`tinycats web`: serve the browser page (web/dist, built from web/) and, for a local model, the
+"""`tinycats web`: serve the browser page (tinycats/page: package data built from web/ by
+web/build.mjs, so a wheel carries it) and, for a local model, the
 repo folder it reads, with the headers that make the page cross-origin isolated
 (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp), so ONNX
 Runtime's WASM backend runs multi-threaded.
 
     /              the page (index.html, app.js, worker.js, ort/…)
     /model/…       the local repo folder given with --model DIR (docs/hub.md)
-    /server.json   {"model": URL}: the page's default `model` (/model/ or the Hub's resolve URL)
+    /server.json   {"model": URL, "links": {...}}: the page's default `model` (/model/ or the Hub's
+                   resolve URL) and the project's URLs from the package metadata (tinycats/about.py)
 
 It is safe to leave running: it serves an allow-list fixed at start, not a folder. The page's
 regular files; of the model folder only config.json, the sidecar and the files the sidecar names.
@@ -34,7 +36,7 @@ from tinycats.errors import HubError
 from tinycats.hub import layout
 from tinycats.hub.check import read_sidecar
 
-PAGE_DIR = Path(__file__).resolve().parents[2] / "web" / "dist"
+PAGE_DIR = Path(__file__).resolve().parent / "page"
 ISOLATION_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
@@ -52,6 +54,14 @@ def model_url(model: str) -> str:
         repo_id, revision = layout.parse_ref(model)
         return f"{constants.ENDPOINT}/{repo_id}/resolve/{revision or 'main'}/"
     return "/model/"
+
+
+def server_json(model: str) -> bytes:
+    """/server.json: the page's default model URL, and the project's links (none where pyproject.toml
+    sets none), which the page shows under its controls."""
+    from tinycats.about import project_urls
+
+    return json.dumps({"model": model, "links": project_urls()}).encode() + b"\n"
 
 
 Entry = tuple[Path, str, "Path | None"]  # (root, relative path, the Hub cache's blobs folder or None)
@@ -73,6 +83,15 @@ def _regular(root: Path, rel: str, blobs: Path | None = None) -> Path | None:
         target = path.resolve()
         return target if blobs is not None and target.is_relative_to(blobs) and target.is_file() else None
     return path if path.is_file() else None
+
+
+def require_page(page: Path) -> None:
+    """A source checkout has the page only once web/build.mjs ran; a wheel always carries it."""
+    if not (page / "index.html").is_file():
+        raise HubError(
+            f"the browser page is not built ({page / 'index.html'} is missing): in a source checkout run `make web` "
+            "(npm ci + web/build.mjs), or install the wheel, which carries it (`make wheel`)"
+        )
 
 
 def page_files(page: Path) -> dict[str, Entry]:
@@ -105,8 +124,8 @@ def model_files(model_dir: Path, sidecar: dict) -> dict[str, Entry]:
 class Handler(BaseHTTPRequestHandler):
     """The allow-listed files, /server.json, isolation headers on every answer."""
 
-    def __init__(self, *args, files: dict[str, Entry], default_model: str, **kwargs) -> None:
-        self.files, self.default_model = files, default_model
+    def __init__(self, *args, files: dict[str, Entry], defaults: bytes, **kwargs) -> None:
+        self.files, self.defaults = files, defaults  # (`self.server` is the HTTP server's own)
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
@@ -118,7 +137,7 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self, body: bool) -> None:
         route = unquote(urlsplit(self.path).path)  # an exact match after decoding: no spelling of .. is listed
         if route == "/server.json":
-            self._send(200, json.dumps({"model": self.default_model}).encode(), "application/json", body)
+            self._send(200, self.defaults, "application/json", body)
             return
         path = _regular(*self.files[route]) if route in self.files else None  # again: a file may have become a link
         try:
@@ -182,10 +201,9 @@ def make_server(model: str, port: int = 8000, host: str = "127.0.0.1", page: Pat
                 "(`tinycats demo` writes demo/hub, or `tinycats upload ... --dry-run DIR`)"
             )
         files = model_files(model_dir, read_sidecar(sidecar, str(sidecar)))
-    default_model = model_url(model)  # checks an hf:// reference
-    if not (page / "index.html").is_file():
-        raise HubError(f"the page is not built ({page}/index.html is missing): run `make web` (npm ci && npm run build in web/)")
-    handler = partial(Handler, files={**page_files(page), **files}, default_model=default_model)
+    defaults = server_json(model_url(model))  # model_url checks an hf:// reference
+    require_page(page)
+    handler = partial(Handler, files={**page_files(page), **files}, defaults=defaults)
     try:
         return ThreadingHTTPServer((host, port), handler)
     except OSError as exc:

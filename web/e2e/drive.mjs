@@ -60,6 +60,7 @@ async function visit(context, { url, viewport = [1200, 900], keys = null, screen
       grid: [...document.querySelectorAll("#grid canvas")].map((c) => ({ breed: c.dataset.breed, index: Number(c.dataset.index), pixels: pixels(c) })),
       overflowsViewport: document.documentElement.scrollWidth > window.innerWidth,
       messageVisible: document.getElementById("message").offsetParent !== null,
+      links: document.getElementById("links").hidden ? [] : [...document.querySelectorAll("#links a")].map((a) => [a.textContent, a.href]),
       layout: window.__layout,
     };
   });

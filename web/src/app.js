@@ -199,8 +199,22 @@ function run(all) {
     .catch((err) => (err.message === "cancelled" ? setState("ready", "cancelled") : fail(err)));
 }
 
+// The project's links from server.json (the package metadata's URLs; none when none is set there).
+function showLinks(links) {
+  const entries = Object.entries(links ?? {}).filter(([, url]) => /^https?:\/\//.test(String(url)));
+  for (const [label, url] of entries) {
+    const a = document.createElement("a");
+    a.href = url;
+    a.textContent = label;
+    a.rel = "noopener";
+    $("links").append(a);
+  }
+  $("links").hidden = entries.length === 0;
+}
+
 async function main() {
   const fallback = await fetch("server.json").then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
+  showLinks(fallback.links);
   $("model").value = startParams.get("model") ?? fallback.model ?? "./model/";
   if (startParams.has("seed")) $("seed").value = startParams.get("seed");
   if (startParams.has("n")) $("n").value = startParams.get("n");

@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmark-report", type=Path, metavar="JSON", help="benchmark_report.json of this checkpoint")
     p.add_argument("--samples-dir", type=Path, metavar="DIR", help="a `tinycats sample` output folder (overview + grids)")
     p.add_argument("--repo-id", metavar="OWNER/REPO", help="the model repo (required unless --dry-run)")
+    p.add_argument("--space-id", metavar="OWNER/NAME", help="the Space showing this model (`tinycats space`): the card links it")
     p.add_argument("--commit-message", default="Upload tinycats model", help="(default: %(default)s)")
     p.add_argument("--revision", "--branch", dest="revision", metavar="BRANCH", help="commit to this branch (made if new)")
     p.add_argument("--private", action="store_true", help="create the repo as private (an existing repo keeps its setting)")
@@ -37,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from tinycats.hub.publish import publish
     from tinycats.hub.stage import StageInputs, stage
 
+    if args.space_id:
+        validate_repo_id(args.space_id, "--space-id")
     if args.repo_id:
         validate_repo_id(args.repo_id, "--repo-id")
     elif not args.dry_run:
@@ -45,15 +48,16 @@ def run(args: argparse.Namespace) -> int:
         if (
             args.dry_run
             or args.stage_dir
-            or any((args.onnx_generator, args.evaluation_report, args.benchmark_report, args.samples_dir))
+            or any((args.onnx_generator, args.evaluation_report, args.benchmark_report, args.samples_dir, args.space_id))
         ):
-            raise HubError("--staged uploads a folder as it is: it takes no --dry-run, --stage-dir or input files")
+            raise HubError("--staged uploads a folder as it is: it takes no --dry-run, --stage-dir, --space-id or input files")
         folder, files = args.staged, check(args.staged)
     else:
         folder = args.dry_run or args.stage_dir or Path("hub") / args.repo_id.replace("/", "--")
         inputs = StageInputs(
-            args.generator, args.onnx_generator, args.evaluation_report, args.benchmark_report, args.samples_dir, args.repo_id
-        )
+            args.generator, args.onnx_generator, args.evaluation_report, args.benchmark_report, args.samples_dir,
+            args.repo_id, args.space_id,
+        )  # fmt: skip
         files = stage(inputs, folder)
     total = sum(files.values())
     print(f"staged {folder}: {len(files)} files, {total / 1e6:.2f} MB")

@@ -11,8 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "web",
         help="serve the browser generator (onnxruntime-web) for a model folder or hf://OWNER/REPO",
-        description="Serve web/dist (build it with `make web`) with COOP/COEP headers, so WASM runs multi-threaded, "
-        "and a local model folder at /model/. The page reads the model's onnx/generator.json (docs/web.md).",
+        description="Serve the browser page (the wheel carries it; in a source checkout build it with `make web`) "
+        "with COOP/COEP headers, so WASM runs multi-threaded, and a local model folder at /model/. "
+        "The page reads the model's onnx/generator.json (docs/web.md).",
     )
     p.add_argument("--model", default="demo/hub", help="a repo folder with onnx/ (default: demo/hub) or hf://OWNER/REPO[@REV]")
     p.add_argument("--port", type=int, default=8000, help="(default: 8000)")

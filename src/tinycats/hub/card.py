@@ -31,8 +31,10 @@ def build_card(
     evaluation: dict[str, Any] | None = None,
     benchmark: dict[str, Any] | None = None,
     repo_id: str | None = None,
+    space_id: str | None = None,
 ) -> ModelCard:
-    """`files`: the repo's relative paths (to show only pictures and formats that are there)."""
+    """`files`: the repo's relative paths (to show only pictures and formats that are there).
+    `space_id`: the static Space that shows this model (`tinycats space`), linked from the card."""
     from tinycats.evaluate.report import LABELS
 
     repo = repo_id or PLACEHOLDER_REPO
@@ -65,7 +67,7 @@ def build_card(
     )
     body = "\n".join([
         _intro(config, parameters, data, name, files),
-        _usage(repo, files),
+        _usage(repo, files, space_id),
         training_section(config),
         _evaluation(evaluation, LABELS),
         _speed(benchmark),
@@ -91,13 +93,29 @@ def _intro(config: dict[str, Any], parameters: int, data: dict[str, Any], name: 
     return "\n".join(lines)
 
 
-def _usage(repo: str, files: list[str]) -> str:
-    s = "hf://" + repo
-    lines = [
-        "## Use it",
+def _usage(repo: str, files: list[str], space_id: str | None) -> str:
+    import tinycats
+    from tinycats.about import project_urls
+
+    s, folder = "hf://" + repo, repo.split("/")[-1]
+    lines = ["## Use it", ""]
+    if space_id:
+        lines += [
+            f"In a browser, nothing to install: the Space [{space_id}](https://huggingface.co/spaces/{space_id}) "
+            "draws from this repo with onnxruntime-web.",
+            "",
+        ]
+    urls = project_urls()
+    source = "its source" + (f" ({', '.join(f'[{k}]({v})' for k, v in urls.items())})" if urls else "")
+    wheel = f"tinycats-{tinycats.__version__}-py3-none-any.whl"
+    lines += [
+        f"tinycats is not on PyPI: install its wheel, or from {source}. `make wheel` in the source builds the "
+        f"wheel into `dist/`; `[onnx]` adds what the ONNX files need.",
         "",
-        "tinycats is not published on PyPI: install it from its source, `pip install .` in a copy of the project "
-        "(`pip install \".[onnx]\"` adds what the ONNX files need).",
+        "```bash",
+        f'pip install "{wheel}[onnx]"   # the wheel (it carries the browser page)',
+        'pip install ".[onnx]"          # or, in a copy of the source',
+        "```",
         "",
         "```bash",
         f"tinycats sample --checkpoint {s} --all-breeds --num-samples 16 --output-dir samples",
@@ -116,8 +134,8 @@ def _usage(repo: str, files: list[str]) -> str:
             "`tinycats sample --onnx` draws for the same seed:",
             "",
             "```bash",
-            f"pip install onnxruntime numpy pillow && hf download {repo} --local-dir {repo.split('/')[-1]}",
-            f"python {repo.split('/')[-1]}/{layout.SAMPLER} --breed Siamese --seed 0 --output siamese.png",
+            f"pip install onnxruntime numpy pillow && hf download {repo} --local-dir {folder}",
+            f"python {folder}/{layout.SAMPLER} --breed Siamese --seed 0 --output siamese.png",
             "```",
             "",
         ]
@@ -126,17 +144,16 @@ def _usage(repo: str, files: list[str]) -> str:
             "With tinycats but without running PyTorch (its ONNX-only sampler computes with onnxruntime and numpy):",
             "",
             "```bash",
-            f"hf download {repo} --local-dir {repo.split('/')[-1]}",
-            f"tinycats sample --onnx {repo.split('/')[-1]}/{layout.ONNX['fp32']} --all-breeds",
+            f"hf download {repo} --local-dir {folder}",
+            f"tinycats sample --onnx {folder}/{layout.ONNX['fp32']} --all-breeds",
             "```",
             "",
             f"`{layout.ONNX['fp32']}` is one guided step (inputs `x`, `t`, `label`, `cfg_scale`; output the guided velocity "
             f"`v`); integrate dx/dt = v from t = 0 (noise) to t = 1 (image) and do not apply guidance again. "
             f"`{layout.SIDECAR}` holds the class names, the recommended sampler and each file's sha256.",
             "",
-            f"In a browser (onnxruntime-web; run in a copy of the tinycats source): `make web && tinycats web --model {s}`; "
-            "the page reads "
-            f"this repo through `https://huggingface.co/{repo}/resolve/<revision>/`.",
+            f"In a browser on your machine (onnxruntime-web; the page comes with tinycats): `tinycats web --model {s}`; "
+            f"the page reads this repo through `https://huggingface.co/{repo}/resolve/<revision>/`.",
             "",
         ]
     return "\n".join(lines)

@@ -11,7 +11,6 @@ the token hygiene of hub/publish.py.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -66,11 +65,10 @@ def stage_space(model: str, space_id: str, out: str | Path, title: str | None = 
     """Write the Space folder OUT (page, server.json, README.md); return {relative path: bytes}."""
     from huggingface_hub import constants
 
-    from tinycats.web import PAGE_DIR, page_files
+    from tinycats.web import PAGE_DIR, page_files, require_page, server_json
 
     page = page or PAGE_DIR
-    if not (page / "index.html").is_file():
-        raise HubError(f"the page is not built ({page}/index.html is missing): run `make web`")
+    require_page(page)
     out = Path(out)
     if out.exists() and not (out / "server.json").is_file():
         raise HubError(f"{out} exists and is not a staged Space: choose another folder")
@@ -83,7 +81,7 @@ def stage_space(model: str, space_id: str, out: str | Path, title: str | None = 
                 (build / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(root / rel, build / rel)
         model_url = f"{constants.ENDPOINT}/{repo_id}/resolve/{commit}/"
-        (build / "server.json").write_text(json.dumps({"model": model_url}) + "\n")
+        (build / "server.json").write_bytes(server_json(model_url))
         (build / "README.md").write_text(readme(space_id, repo_id, commit, title or f"tinycats: {repo_id}"))
         shutil.rmtree(out, ignore_errors=True)
         os.replace(build, out)

@@ -34,6 +34,7 @@ class StageInputs:
     benchmark_report: Path | None = None
     samples_dir: Path | None = None
     repo_id: str | None = None
+    space_id: str | None = None  # the Space that will show it (`tinycats space`): the card links it
 
 
 def stage(inputs: StageInputs, out: str | Path) -> dict[str, int]:
@@ -66,7 +67,7 @@ def stage(inputs: StageInputs, out: str | Path) -> dict[str, int]:
         if inputs.samples_dir:
             _stage_samples(inputs.samples_dir, list(run.model.class_names), build, origins)
         files = check(build, origins, card=False)  # every file proven consistent before the card reads them
-        _write_card(build, count_parameters(model), inputs.repo_id)
+        _write_card(build, count_parameters(model), inputs.repo_id, inputs.space_id)
         files[layout.CARD] = (build / layout.CARD).stat().st_size
         shutil.rmtree(out, ignore_errors=True)
         os.replace(build, out)
@@ -92,7 +93,7 @@ def hub_config(run: RunConfig, state: dict, digest: str) -> dict:
 
 def _require_files(inputs: StageInputs) -> None:
     for flag, value in asdict(inputs).items():
-        if flag in ("repo_id", "samples_dir") or value is None:
+        if flag in ("repo_id", "space_id", "samples_dir") or value is None:
             continue
         if not Path(value).is_file():
             raise HubError(f"--{flag.replace('_', '-')} {value} does not exist")
@@ -158,11 +159,11 @@ def _stage_samples(samples_dir: Path, classes: list[str], build: Path, origins: 
         origins[rel] = grid
 
 
-def _write_card(build: Path, parameters: int, repo_id: str | None) -> None:
+def _write_card(build: Path, parameters: int, repo_id: str | None, space_id: str | None) -> None:
     config = json.loads((build / layout.CONFIG).read_text())
     reports = {
         key: json.loads((build / rel).read_text()) if (build / rel).is_file() else None
         for key, rel in (("evaluation", layout.EVALUATION), ("benchmark", layout.BENCHMARK))
     }
     files = sorted({p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file()} | {layout.CARD})
-    build_card(config, parameters, files, repo_id=repo_id, **reports).save(build / layout.CARD)
+    build_card(config, parameters, files, repo_id=repo_id, space_id=space_id, **reports).save(build / layout.CARD)
