@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first. A module may import its own layer and the ones below it, never one above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "breeds", "config", "checkpoint", "seeding", "runtime", "perf", "pictures")),
+    ("foundation", ("errors", "breeds", "config", "checkpoint", "seeding", "runtime", "perf", "pictures", "about")),
     ("core", ("core",)),
     ("data", ("data",)),
     ("reading published models", ("hub.layout", "hub.load", "hub.net", "hub")),
@@ -35,6 +35,7 @@ TORCH_FREE = (
     "tinycats.core.solvers",
     "tinycats.pictures",
     "tinycats.errors",
+    "tinycats.about",
 )
 
 
