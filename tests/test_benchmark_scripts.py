@@ -108,3 +108,16 @@ def test_study_picture_shows_each_runs_real_images_and_samples_at_one_size(tmp_p
     expected = to_pil(sample(load_generator(runs[0] / "dit_step_7_ema.pt"), [0], SampleConfig("euler", 25, 2.0), seed=7))[0]
     first_sample = picture.crop((label_w + pad, 1 * (cell + pad) + pad, label_w + pad + cell, 2 * (cell + pad)))
     assert first_sample.tobytes() == expected.resize((cell, cell), Image.Resampling.NEAREST).tobytes()
+
+
+def test_repeatability_compares_separate_runs_weight_by_weight(tmp_path, image_folder):
+    """Eager runs on the CPU agree bit for bit; the script must say so (0 differing) and count every tensor."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text("model:\n  preset: tinydit-test\ntrain:\n  batch_size: 4\n  lr: 1.0e-3\n")
+    args = [str(image_folder), "--config", str(config), "--steps", "2", "--runs", "2", "--precision", "fp32", "--no-compile"]
+    r = run_script("repeatability.py", args, tmp_path / "r.json")
+    from tinycats.core.model import TinyDiT
+
+    tensors = len(TinyDiT(load_config(str(config), {}).model).state_dict())
+    assert r["comparisons"] == [{"run": 2, "tensors": tensors, "differing": 0, "max_abs_difference": 0.0}]
+    assert r["settings"]["steps"] == 2 and r["cpu"]

@@ -165,6 +165,17 @@ def test_the_demo_path_bf16_and_compiled_resumes_bitwise(image_folder, tmp_path,
     assert all(torch.equal(a["ema"]["model"][k], b["ema"]["model"][k]) for k in a["model"])
 
 
+def test_a_cpu_run_computes_with_deterministic_kernels_and_gives_the_setting_back(image_folder, tmp_path):
+    """Compiled CPU kernels add scatter-type gradients with atomics unless deterministic algorithms
+    are on (two demo-sized compiled runs differed in every weight); the caller's setting returns."""
+    seen = []
+    cfg = tiny_config(steps=2, checkpoint_interval=1)
+    on_checkpoint = lambda path: seen.append(torch.are_deterministic_algorithms_enabled())  # noqa: E731
+    assert not torch.are_deterministic_algorithms_enabled()
+    train(cfg, image_folder, tmp_path / "ck", tmp_path / "out", progress=False, on_checkpoint=on_checkpoint)
+    assert seen == [True, True] and not torch.are_deterministic_algorithms_enabled()
+
+
 def test_compiling_on_a_cpu_without_a_cxx_compiler_is_one_clear_error_before_any_work(image_folder, tmp_path, monkeypatch):
     from tinycats import runtime
     from tinycats.errors import UsageError

@@ -6,6 +6,8 @@ import os
 import shutil
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -37,6 +39,26 @@ def require_compiler(device: torch.device) -> None:
     """torch.compile on a CPU writes C++ and builds it: say so in one line before it fails deep inside."""
     if device.type == "cpu" and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
         raise UsageError("--compile on the CPU needs a C++ compiler (g++ or clang++): install one, or pass --no-compile")
+
+
+@contextmanager
+def repeatable(device: torch.device) -> Iterator[None]:
+    """Deterministic algorithms for the length of a CPU run, then the caller's setting back.
+
+    Without them two identical compiled runs part ways: inductor's CPU kernels add up
+    scatter-type gradients (an embedding's backward) with atomic adds in parallel loops, and in
+    the demo's configuration every weight differed after 60 steps (by up to 4.8e-3 in bf16,
+    4.5e-6 in fp32), so no resume could be bitwise. With them inductor takes eager's
+    deterministic kernels; measured ~1 % slower, and three runs agree bit for bit
+    (docs/reliability.md). Not on CUDA, where cuBLAS would then demand CUBLAS_WORKSPACE_CONFIG and
+    deterministic scatter costs more; GPU runs are not claimed bitwise."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)  # an op without such a kernel warns, never stops a run
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 class Autocast:

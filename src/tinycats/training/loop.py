@@ -29,7 +29,7 @@ from tinycats.data import source
 from tinycats.data.fingerprint import differences, fingerprint
 from tinycats.data.folder import build_cache, scan
 from tinycats.errors import DataError, TrainingDiverged, TrainingInterrupted, UsageError
-from tinycats.runtime import StopSignals, autocast, pick_device, require_compiler
+from tinycats.runtime import StopSignals, autocast, pick_device, repeatable, require_compiler
 from tinycats.seeding import STREAMS, derive_seed
 from tinycats.training import distributed, optim, precision
 from tinycats.training.batches import Batches
@@ -138,7 +138,7 @@ def train(
     Modal app commits its volume there)."""
     ctx = distributed.setup(pick_device(device).type)
     try:
-        with ExitStack() as held:  # what the run holds until it ends: the checkpoint folder's lock
+        with ExitStack() as held:  # what the run holds until it ends: the checkpoint folder's lock, deterministic kernels
             paths = Path(data_dir), Path(checkpoint_dir), Path(log_dir)
             return _train(cfg, *paths, resume, device, progress, ctx, on_checkpoint, held, allow_data_change)
     finally:
@@ -154,6 +154,7 @@ def _train(
     device = pick_device(device_name, ctx.local_rank)
     if tc.compile:
         require_compiler(device)
+    held.enter_context(repeatable(device))
     if tc.batch_size % ctx.world_size:
         raise UsageError(f"--batch-size {tc.batch_size} is global and must divide by the {ctx.world_size} processes")
     torch.backends.cuda.matmul.allow_tf32 = True
