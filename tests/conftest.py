@@ -96,3 +96,10 @@ def fake_metadata(links: dict[str, str]) -> Message:
     for label, url in links.items():
         message["Project-URL"] = f"{label}, {url}"
     return message
+
+
+def declared_urls() -> dict[str, str]:
+    """pyproject.toml's [project.urls]: what the installed metadata, the card and the page must say."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    return pyproject["project"].get("urls", {})

@@ -149,11 +149,13 @@ def test_the_card_links_its_space_and_the_project_only_where_they_are_set(world,
     assert "the Space [tinycats-test/page](https://huggingface.co/spaces/tinycats-test/page)" in text
     assert "huggingface.co/spaces" not in ModelCard.load(world.staged / layout.CARD).text
     # The install lines name the file `make wheel` builds (tests/test_wheel.py builds it) and the source.
-    assert f'pip install "tinycats-{tinycats.__version__}-py3-none-any.whl[onnx]"' in text and 'pip install ".[onnx]"' in text
-    assert "from its source." in text  # no project URL: pyproject.toml sets none
+    assert f'pip install "dist/tinycats-{tinycats.__version__}-py3-none-any.whl[onnx]"' in text
+    assert 'make web && pip install ".[onnx]"' in text
+    config = json.loads((world.staged / layout.CONFIG).read_text())
+    monkeypatch.setattr("tinycats.about.metadata", lambda name: fake_metadata({}))
+    assert "from its source." in card_lib.build_card(config, 1000, [layout.CONFIG], repo_id=REPO).text  # no URL set: none named
     links = {"Source": "https://example.org/tinycats", "Funding": "mailto:someone@example.org"}
     monkeypatch.setattr("tinycats.about.metadata", lambda name: fake_metadata(links))
-    config = json.loads((world.staged / layout.CONFIG).read_text())
     text = card_lib.build_card(config, 1000, [layout.CONFIG], repo_id=REPO).text
     assert "from its source ([Source](https://example.org/tinycats))." in text and "mailto" not in text
 

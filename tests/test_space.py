@@ -35,7 +35,7 @@ from conftest import HubHandler, fake_metadata, make_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 REPO, COMMIT, SPACE = "tinycats-test/toy", "c0ffee" + "0" * 34, "tinycats-test/page"
 BROWSER = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium")).is_file() and (PAGE_DIR / "index.html").is_file()
-needs_browser = pytest.mark.skipif(not BROWSER and not os.environ.get("CI"), reason="needs chromium and web/dist (`make test`)")
+needs_browser = pytest.mark.skipif(not BROWSER and not os.environ.get("CI"), reason="needs chromium, the page (`make test`)")
 
 
 def front_matter(readme: str) -> dict:

@@ -32,7 +32,7 @@ from tinycats.pictures import to_uint8
 from tinycats.training.loop import train
 from tinycats.web import PAGE_DIR, make_server, serve_in_background
 
-from conftest import HubHandler, make_checkpoint, tiny_config
+from conftest import HubHandler, declared_urls, make_checkpoint, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -210,14 +210,14 @@ def test_isolated_multithreaded_wasm_loopback_only_and_no_console_errors(runs):
     assert hosts == {"127.0.0.1"}
 
 
-def test_no_project_link_is_shown_where_the_package_sets_none(runs):
-    """pyproject.toml sets no [project.urls]: server.json carries none and the page shows none (the
-    Space test shows one that is set)."""
+def test_the_page_shows_the_project_links_pyproject_sets_and_no_others(runs):
+    """None today: server.json carries none and the page shows none (the Space test shows set ones)."""
     from tinycats.about import project_urls
 
-    assert project_urls() == {}
+    declared = declared_urls()
+    assert project_urls() == declared
     results, _ = runs
-    assert all(r["links"] == [] for r in results.values())
+    assert all(r["links"] == [list(item) for item in declared.items()] for r in results.values())
 
 
 def test_a_second_visit_loads_from_the_cache(runs):

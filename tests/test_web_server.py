@@ -17,7 +17,7 @@ import pytest
 from tinycats.errors import HubError
 from tinycats.web import ISOLATION_HEADERS, make_server, serve_in_background, server_json
 
-from conftest import fake_metadata
+from conftest import declared_urls, fake_metadata
 
 SIDECAR = {"format": "tinycats-onnx-v1", "files": {"fp32": {"path": "generator.onnx"}, "int8": {"path": "generator_int8.onnx"}}}
 MODEL_FILES = {
@@ -90,7 +90,7 @@ def test_server_json_names_the_model_route_and_the_projects_links(server, monkey
     port, _ = server
     status, headers, body = request(port, "/server.json")
     assert (status, headers["Content-Type"]) == (200, "application/json")
-    assert json.loads(body) == {"model": "/model/", "links": {}}  # pyproject.toml sets no [project.urls]
+    assert json.loads(body) == {"model": "/model/", "links": declared_urls()}  # pyproject.toml's [project.urls]
     links = {"Source": "https://example.org/tinycats"}
     monkeypatch.setattr("tinycats.about.metadata", lambda name: fake_metadata({**links, "Chat": "irc://example.org"}))
     assert json.loads(server_json("https://hub.example/OWNER/REPO/resolve/abc/")) == {

@@ -27,7 +27,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import tomllib
 from PIL import Image
 
 import tinycats
@@ -41,6 +40,7 @@ from tinycats.web import ISOLATION_HEADERS, PAGE_DIR
 from conftest import make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 if not (PAGE_DIR / "index.html").is_file() and not os.environ.get("CI"):
     pytest.skip("needs the built page (`make web`; `make test` builds it)", allow_module_level=True)
@@ -50,14 +50,25 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# What a fresh clone with the page built has not: an old egg-info's file list would add its files to the sdist.
-LOCAL = (".git", ".venv", "*.egg-info", "build", "dist", "node_modules", "demo", "__pycache__", ".*_cache")
+def clean_copy(target: Path) -> Path:
+    """What a fresh clone holds once `make web` ran: the files git tracks or would add, and the built
+    page. Nothing else: an old egg-info's file list, say, would put its files into the sdist."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    page = [p.relative_to(ROOT).as_posix() for p in PAGE_DIR.rglob("*") if p.is_file()]
+    for rel in filter(None, [*listed, *page]):
+        source, copy = ROOT / rel, target / rel
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            copy.symlink_to(os.readlink(source))
+        elif source.is_file():
+            shutil.copy2(source, copy)
+    return target
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> SimpleNamespace:
-    source, out = tmp_path_factory.mktemp("checkout") / "tinycats", tmp_path_factory.mktemp("dist")
-    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(*LOCAL))
+    source, out = clean_copy(tmp_path_factory.mktemp("checkout") / "tinycats"), tmp_path_factory.mktemp("dist")
     done = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -109,12 +109,13 @@ def _usage(repo: str, files: list[str], space_id: str | None) -> str:
     source = "its source" + (f" ({', '.join(f'[{k}]({v})' for k, v in urls.items())})" if urls else "")
     wheel = f"tinycats-{tinycats.__version__}-py3-none-any.whl"
     lines += [
-        f"tinycats is not on PyPI: install its wheel, or from {source}. `make wheel` in the source builds the "
-        f"wheel into `dist/`; `[onnx]` adds what the ONNX files need.",
+        f"tinycats is not on PyPI: install its wheel, or from {source}. In a copy of the source, `make wheel` "
+        f"builds the wheel into `dist/`, and `make web` builds the browser page an install from the source needs; "
+        f"`[onnx]` adds what the ONNX files need.",
         "",
         "```bash",
-        f'pip install "{wheel}[onnx]"   # the wheel (it carries the browser page)',
-        'pip install ".[onnx]"          # or, in a copy of the source',
+        f'pip install "dist/{wheel}[onnx]"     # the wheel (it carries the browser page)',
+        'make web && pip install ".[onnx]"   # or from the source',
         "```",
         "",
         "```bash",
@@ -152,7 +153,7 @@ def _usage(repo: str, files: list[str], space_id: str | None) -> str:
             f"`v`); integrate dx/dt = v from t = 0 (noise) to t = 1 (image) and do not apply guidance again. "
             f"`{layout.SIDECAR}` holds the class names, the recommended sampler and each file's sha256.",
             "",
-            f"In a browser on your machine (onnxruntime-web; the page comes with tinycats): `tinycats web --model {s}`; "
+            f"In a browser on your machine (onnxruntime-web; the page comes with the wheel): `tinycats web --model {s}`; "
             f"the page reads this repo through `https://huggingface.co/{repo}/resolve/<revision>/`.",
             "",
         ]
