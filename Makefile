@@ -8,7 +8,11 @@ HUB_OLDEST := $(VENV)/hub-oldest
 
 .PHONY: demo test lint install clean web wheel chromium
 
+# A new .venv holds torch with its CUDA libraries: 6.0 GB, 6.4 GB at the peak of the install (measured);
+# with less free, stop before pip does, with one line that says so.
 $(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -c "import shutil, sys; free = shutil.disk_usage('.').free / 1e9; \
+	  sys.exit(0 if free >= 6.5 else f'make: a new .venv needs about 6.5 GB of disk (torch and its CUDA libraries) and {free:.1f} GB are free here: free some space, then run make again')"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
